@@ -1,0 +1,231 @@
+//! Wire types shared by the eBPF programs and user space.
+//!
+//! Every type here is `repr(C)`, has no hidden padding (checked at compile
+//! time) and uses fixed-width fields, so that both sides agree on the layout
+//! without a schema.
+#![no_std]
+
+/// Bytes kept of a task's `comm` (the kernel's `TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Bytes kept of a patch, module, object or function name, NUL included.
+///
+/// Module names are at most 55 bytes (`MODULE_NAME_LEN` is 64 minus a word).
+/// Function names can be longer: they arrive cut and NUL-terminated.
+pub const NAME_LEN: usize = 128;
+
+/// Offset value that marks a field the running kernel does not have.
+pub const OFFSET_MISSING: u32 = u32::MAX;
+
+/// CPU number that marks "not known".
+pub const CPU_UNKNOWN: u32 = u32::MAX;
+
+/// `task_struct.flags` bit of kernel threads (`PF_KTHREAD`, stable since 2.6).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// What a [`RawEvent`] reports. Each value names the kernel hook that sent it.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKind {
+    /// fentry `klp_init_transition(patch, state)`: `name` is the patch,
+    /// `value` the target state (0 unpatched, 1 patched).
+    TransitionInit = 1,
+    /// fentry `klp_start_transition()`: tasks get `TIF_PATCH_PENDING` now.
+    TransitionStart = 2,
+    /// fentry `klp_try_complete_transition()`: a pass over all tasks begins.
+    PassBegin = 3,
+    /// kretprobe `klp_try_complete_transition()`: the pass has ended.
+    PassEnd = 4,
+    /// fentry `klp_complete_transition()`.
+    TransitionComplete = 5,
+    /// fentry `klp_cancel_transition()`.
+    TransitionCancel = 6,
+    /// fentry `klp_reverse_transition()`.
+    TransitionReverse = 7,
+    /// fentry `klp_force_transition()`.
+    TransitionForce = 8,
+    /// kretprobe `klp_check_and_switch_task(task, &old_name)`: the task
+    /// fields describe `task`; `value` is the return code (0, -EBUSY,
+    /// -EINVAL, -EADDRINUSE); `name` is the function it sleeps in when the
+    /// code is -EADDRINUSE.
+    TaskChecked = 9,
+    /// fentry `klp_update_patch_state(task)` with `TIF_PATCH_PENDING` set:
+    /// the task switches on its way out of the kernel or in the idle loop
+    /// (`value` 1, the task is the current one), or because the transition
+    /// is being forced (`value` 0, another task switches it).
+    TaskUpdate = 10,
+    /// fentry `klp_copy_process(child)`: the task fields describe the child,
+    /// `value` is the parent's `patch_state`, which the child inherits.
+    TaskFork = 11,
+    /// fentry `klp_enable_patch(patch)`: `name` is the patch's module,
+    /// `value` is `patch->replace` (1 cumulative), or -1 when unknown.
+    PatchEnable = 12,
+    /// kretprobe `klp_enable_patch()`: `value` is the return code.
+    PatchEnableResult = 13,
+    /// fentry `klp_module_coming(mod)`: `name` is the module.
+    ModuleComing = 14,
+    /// fentry `klp_module_going(mod)`: `name` is the module.
+    ModuleGoing = 15,
+    /// fentry `klp_patch_object(obj)`: `name` is the object (empty: vmlinux).
+    ObjectPatch = 16,
+    /// fentry `klp_unpatch_object(obj)`: `name` is the object.
+    ObjectUnpatch = 17,
+    /// fentry `klp_unpatch_replaced_patches(new_patch)`: `name` is the new
+    /// patch, whose replaced patches are being unpatched.
+    UnpatchReplaced = 18,
+}
+
+impl RawKind {
+    /// Converts the wire value back, or `None` for a value this build does
+    /// not know.
+    pub fn from_u32(value: u32) -> Option<Self> {
+        use RawKind::*;
+        let kind = match value {
+            1 => TransitionInit,
+            2 => TransitionStart,
+            3 => PassBegin,
+            4 => PassEnd,
+            5 => TransitionComplete,
+            6 => TransitionCancel,
+            7 => TransitionReverse,
+            8 => TransitionForce,
+            9 => TaskChecked,
+            10 => TaskUpdate,
+            11 => TaskFork,
+            12 => PatchEnable,
+            13 => PatchEnableResult,
+            14 => ModuleComing,
+            15 => ModuleGoing,
+            16 => ObjectPatch,
+            17 => ObjectUnpatch,
+            18 => UnpatchReplaced,
+            _ => return None,
+        };
+        Some(kind)
+    }
+}
+
+/// One record in the ring buffer, sent by every hook.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawEvent {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// A [`RawKind`] value.
+    pub kind: u32,
+    /// CPU the hook ran on.
+    pub cpu: u32,
+    /// Thread id of the task the event is about (the hook's own task unless
+    /// the kind says otherwise); 0 for an idle task.
+    pub pid: u32,
+    /// Thread-group id of that task.
+    pub tgid: u32,
+    /// `task_struct.flags` of that task (`PF_*`).
+    pub task_flags: u32,
+    /// CPU that task last ran on, or [`CPU_UNKNOWN`].
+    pub task_cpu: u32,
+    /// Kind-specific value: a return code, a state or a flag.
+    pub value: i64,
+    /// `comm` of that task, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+    /// Kind-specific name, NUL-terminated.
+    pub name: [u8; NAME_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<RawEvent>() == 8 + 6 * 4 + 8 + COMM_LEN + NAME_LEN);
+
+impl RawEvent {
+    /// An all-zero record, for the eBPF side to fill in place.
+    pub const fn zeroed() -> Self {
+        Self {
+            ts_ns: 0,
+            kind: 0,
+            cpu: 0,
+            pid: 0,
+            tgid: 0,
+            task_flags: 0,
+            task_cpu: CPU_UNKNOWN,
+            value: 0,
+            comm: [0; COMM_LEN],
+            name: [0; NAME_LEN],
+        }
+    }
+}
+
+/// Struct field offsets, in bytes, read from the running kernel's BTF at
+/// start-up and handed to the eBPF programs as a load-time global.
+///
+/// A field the kernel lacks is [`OFFSET_MISSING`]; the programs then leave
+/// the matching event field empty.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct klp_patch.mod`
+    pub klp_patch_mod: u32,
+    /// `struct module.name`
+    pub module_name: u32,
+    /// `struct klp_object.name`
+    pub klp_object_name: u32,
+    /// `struct task_struct.pid`
+    pub task_pid: u32,
+    /// `struct task_struct.tgid`
+    pub task_tgid: u32,
+    /// `struct task_struct.comm`
+    pub task_comm: u32,
+    /// `struct task_struct.flags`
+    pub task_flags: u32,
+    /// `struct task_struct.patch_state` (needs `CONFIG_LIVEPATCH`)
+    pub task_patch_state: u32,
+    /// `struct task_struct.thread_info.cpu` (x86-64 with `CONFIG_SMP`), or
+    /// `struct task_struct.cpu` on architectures that keep it there.
+    pub task_cpu: u32,
+    /// `struct task_struct.thread_info.flags`
+    pub task_thread_flags: u32,
+    /// Bit number of `TIF_PATCH_PENDING` in the thread flags; an
+    /// architecture constant, not in BTF (13 on x86-64).
+    pub tif_patch_pending_bit: u32,
+    /// `struct klp_patch.replace` (bool; a u32 `replace_set` on kernels
+    /// with replace sets, which the loader does not hand over here).
+    pub klp_patch_replace: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 12 * 4);
+
+impl KernelOffsets {
+    /// Offsets that mark every field missing.
+    pub const fn missing() -> Self {
+        Self {
+            klp_patch_mod: OFFSET_MISSING,
+            module_name: OFFSET_MISSING,
+            klp_object_name: OFFSET_MISSING,
+            task_pid: OFFSET_MISSING,
+            task_tgid: OFFSET_MISSING,
+            task_comm: OFFSET_MISSING,
+            task_flags: OFFSET_MISSING,
+            task_patch_state: OFFSET_MISSING,
+            task_cpu: OFFSET_MISSING,
+            task_thread_flags: OFFSET_MISSING,
+            tif_patch_pending_bit: OFFSET_MISSING,
+            klp_patch_replace: OFFSET_MISSING,
+        }
+    }
+}
+
+/// Saved at the entry of `klp_check_and_switch_task` for its kretprobe,
+/// which no longer sees the arguments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CheckArgs {
+    /// `struct task_struct *` being checked.
+    pub task: u64,
+    /// `const char **old_name` the kernel fills in on -EADDRINUSE.
+    pub old_name: u64,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: both types are repr(C), Copy, made of integers only and have
+    // no padding (see the size checks above), so every bit pattern is valid.
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::RawEvent {}
+}

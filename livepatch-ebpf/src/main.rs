@@ -1,0 +1,292 @@
+//! eBPF programs around the kernel's livepatch code (kernel/livepatch/).
+//!
+//! Each program reads what it needs, fills one [`RawEvent`] in the ring
+//! buffer and returns. Struct offsets arrive in [`OFFSETS`], which the loader
+//! sets from the running kernel's BTF.
+//!
+//! No program here may stay on a stack that the kernel checks for
+//! reliability: the 6.1 ORC unwinder cannot walk through a BPF trampoline, so
+//! an fexit program on any function of the transition path would make the
+//! current task's stack "unreliable" and stall transitions. Entries use
+//! fentry (the trampoline returns before the function body runs); returns use
+//! kretprobes, whose trampoline the unwinder recognises.
+#![no_std]
+#![no_main]
+
+mod read;
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
+    macros::{fentry, kprobe, kretprobe, map},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{FEntryContext, ProbeContext, RetProbeContext},
+};
+use aya_log_ebpf::debug;
+use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind};
+
+use crate::read::{read_field, read_str_at, read_str_field, read_task};
+
+/// Set by the loader before the programs load.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets::missing();
+
+/// All events, in the order the hooks ran. The loader may resize it.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Events that did not fit in [`EVENTS`], per CPU; user space sums them.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Arguments of `klp_check_and_switch_task`, by the checking task's
+/// pid_tgid, from the kprobe at its entry to the kretprobe at its return.
+#[map]
+static CHECK_ARGS: HashMap<u64, CheckArgs> = HashMap::with_max_entries(4096, 0);
+
+/// `-EADDRINUSE`: the checked task sleeps in a function being patched.
+const EADDRINUSE: i64 = -98;
+
+fn offsets() -> KernelOffsets {
+    // SAFETY: OFFSETS is a plain global; the volatile read keeps the compiler
+    // from folding the load-time value into the default.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+fn count_lost() {
+    if let Some(counter) = LOST.get_ptr_mut(0) {
+        // SAFETY: the per-CPU slot belongs to this CPU while the program runs.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Reserves one record, lets `fill` write it, and submits it. A full ring
+/// buffer is counted in [`LOST`], never waited on.
+#[inline(always)]
+fn emit(kind: RawKind, fill: impl FnOnce(&mut RawEvent)) {
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        count_lost();
+        return;
+    };
+    let event = entry.write(RawEvent::zeroed());
+
+    // SAFETY: plain helpers without arguments.
+    event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.cpu = unsafe { aya_ebpf::helpers::bpf_get_smp_processor_id() };
+    event.kind = kind as u32;
+    fill(event);
+
+    entry.submit(0);
+}
+
+/// Emits an event about the current task.
+#[inline(always)]
+fn emit_current(kind: RawKind, fill: impl FnOnce(&mut RawEvent)) {
+    emit(kind, |event| {
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        read_task(event, task, &offsets());
+        fill(event);
+    });
+}
+
+/// Emits an event named after `patch->mod->name`.
+#[inline(always)]
+fn emit_patch(kind: RawKind, patch: *const u8, value: i64) {
+    emit_current(kind, |event| {
+        let offsets = offsets();
+        let module: *const u8 = read_field(patch, offsets.klp_patch_mod).unwrap_or(core::ptr::null());
+        read_str_at(&mut event.name, module, offsets.module_name);
+        event.value = value;
+    });
+}
+
+#[fentry(function = "klp_init_transition")]
+pub fn klp_init_transition(ctx: FEntryContext) -> u32 {
+    let patch: *const u8 = ctx.arg(0);
+    let state: i32 = ctx.arg(1);
+    emit_patch(RawKind::TransitionInit, patch, state as i64);
+    0
+}
+
+#[fentry(function = "klp_start_transition")]
+pub fn klp_start_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::TransitionStart, |_| {});
+    0
+}
+
+#[fentry(function = "klp_try_complete_transition")]
+pub fn klp_try_complete_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::PassBegin, |_| {});
+    0
+}
+
+#[kretprobe]
+pub fn klp_try_complete_transition_ret(_ctx: RetProbeContext) -> u32 {
+    emit_current(RawKind::PassEnd, |_| {});
+    0
+}
+
+#[fentry(function = "klp_complete_transition")]
+pub fn klp_complete_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::TransitionComplete, |_| {});
+    0
+}
+
+#[fentry(function = "klp_cancel_transition")]
+pub fn klp_cancel_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::TransitionCancel, |_| {});
+    0
+}
+
+#[fentry(function = "klp_reverse_transition")]
+pub fn klp_reverse_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::TransitionReverse, |_| {});
+    0
+}
+
+#[fentry(function = "klp_force_transition")]
+pub fn klp_force_transition(_ctx: FEntryContext) -> u32 {
+    emit_current(RawKind::TransitionForce, |_| {});
+    0
+}
+
+#[kprobe]
+pub fn klp_check_and_switch_task(ctx: ProbeContext) -> u32 {
+    let (Some(task), Some(old_name)) = (ctx.arg::<u64>(0), ctx.arg::<u64>(1)) else {
+        return 0;
+    };
+    let key = bpf_get_current_pid_tgid();
+    // A full map only costs the blocking function's name for this check.
+    let _ = CHECK_ARGS.insert(key, CheckArgs { task, old_name }, 0);
+    0
+}
+
+#[kretprobe]
+pub fn klp_check_and_switch_task_ret(ctx: RetProbeContext) -> u32 {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(args) = (unsafe { CHECK_ARGS.get(key) }).copied() else {
+        return 0;
+    };
+    let _ = CHECK_ARGS.remove(key);
+    let code: i64 = ctx.ret::<i32>() as i64;
+
+    emit(RawKind::TaskChecked, |event| {
+        read_task(event, args.task as *const u8, &offsets());
+        event.value = code;
+        if code == EADDRINUSE {
+            let name: *const u8 = read_field(args.old_name as *const u8, 0).unwrap_or(core::ptr::null());
+            read_str_at(&mut event.name, name, 0);
+        }
+    });
+    if code != 0 && code != EADDRINUSE && code != -16 && code != -22 {
+        debug!(&ctx, "klp_check_and_switch_task returned {}", code);
+    }
+    0
+}
+
+#[fentry(function = "klp_update_patch_state")]
+pub fn klp_update_patch_state(ctx: FEntryContext) -> u32 {
+    let task: *const u8 = ctx.arg(0);
+    let offsets = offsets();
+
+    // The callers test TIF_PATCH_PENDING first, but another CPU may have
+    // switched the task meanwhile; only a pending task switches here.
+    let flags: u64 = read_field(task, offsets.task_thread_flags).unwrap_or(0);
+    let bit = offsets.tif_patch_pending_bit;
+    if bit >= 64 || flags & (1u64 << bit) == 0 {
+        return 0;
+    }
+
+    let current = unsafe { bpf_get_current_task() } as *const u8;
+    emit(RawKind::TaskUpdate, |event| {
+        read_task(event, task, &offsets);
+        event.value = i64::from(current == task);
+    });
+    0
+}
+
+#[fentry(function = "klp_copy_process")]
+pub fn klp_copy_process(ctx: FEntryContext) -> u32 {
+    let child: *const u8 = ctx.arg(0);
+    let offsets = offsets();
+    let parent = unsafe { bpf_get_current_task() } as *const u8;
+    let parent_state: i32 = read_field(parent, offsets.task_patch_state).unwrap_or(-1);
+
+    // Every fork in the system comes here; only forks during a transition
+    // (a parent state other than KLP_UNDEFINED, -1) matter.
+    if parent_state < 0 {
+        return 0;
+    }
+
+    emit(RawKind::TaskFork, |event| {
+        read_task(event, child, &offsets);
+        event.value = parent_state as i64;
+    });
+    0
+}
+
+#[fentry(function = "klp_enable_patch")]
+pub fn klp_enable_patch(ctx: FEntryContext) -> u32 {
+    let patch: *const u8 = ctx.arg(0);
+    let replace = read_field::<u8>(patch, offsets().klp_patch_replace).map_or(-1, i64::from);
+    emit_patch(RawKind::PatchEnable, patch, replace);
+    0
+}
+
+#[kretprobe]
+pub fn klp_enable_patch_ret(ctx: RetProbeContext) -> u32 {
+    let code: i32 = ctx.ret();
+    emit_current(RawKind::PatchEnableResult, |event| event.value = code as i64);
+    0
+}
+
+#[fentry(function = "klp_module_coming")]
+pub fn klp_module_coming(ctx: FEntryContext) -> u32 {
+    emit_module(RawKind::ModuleComing, ctx.arg(0));
+    0
+}
+
+#[fentry(function = "klp_module_going")]
+pub fn klp_module_going(ctx: FEntryContext) -> u32 {
+    emit_module(RawKind::ModuleGoing, ctx.arg(0));
+    0
+}
+
+#[inline(always)]
+fn emit_module(kind: RawKind, module: *const u8) {
+    emit_current(kind, |event| read_str_at(&mut event.name, module, offsets().module_name));
+}
+
+#[fentry(function = "klp_patch_object")]
+pub fn klp_patch_object(ctx: FEntryContext) -> u32 {
+    emit_object(RawKind::ObjectPatch, ctx.arg(0));
+    0
+}
+
+#[fentry(function = "klp_unpatch_object")]
+pub fn klp_unpatch_object(ctx: FEntryContext) -> u32 {
+    emit_object(RawKind::ObjectUnpatch, ctx.arg(0));
+    0
+}
+
+/// Emits an event named after `obj->name`, which is NULL for vmlinux.
+#[inline(always)]
+fn emit_object(kind: RawKind, object: *const u8) {
+    emit_current(kind, |event| read_str_field(&mut event.name, object, offsets().klp_object_name));
+}
+
+#[fentry(function = "klp_unpatch_replaced_patches")]
+pub fn klp_unpatch_replaced_patches(ctx: FEntryContext) -> u32 {
+    emit_patch(RawKind::UnpatchReplaced, ctx.arg(0), 0);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
