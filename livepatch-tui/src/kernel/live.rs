@@ -1,0 +1,315 @@
+//! The live source: the probes' ring buffer, the lost-event counter and the
+//! sysfs inventory, merged into one stream of records.
+
+use std::{collections::HashSet, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use aya_log::EbpfLogger;
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+
+use super::{btf::Btf, decode::Decoder, offsets, preflight, probes, sysfs};
+use crate::{
+    cli::LiveOptions,
+    event::{Event, PatchInfo, Record},
+};
+
+/// Records waiting for the consumer. When it falls behind, the reader stops
+/// draining, the kernel's ring buffer fills, and the kernel counts what it
+/// drops; the transition itself never waits.
+const CHANNEL_CAPACITY: usize = 16 * 1024;
+
+/// How often the kernel's lost-event counter is read.
+const LOST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// A running live source. Dropping the receiver stops it and detaches the
+/// probes.
+pub struct LiveSource {
+    pub records: mpsc::Receiver<Record>,
+}
+
+impl LiveSource {
+    /// Checks the machine, loads and attaches the probes, and starts
+    /// streaming: `probe_status` records first, then the `inventory`.
+    pub async fn start(options: &LiveOptions) -> anyhow::Result<Self> {
+        preflight::check(&preflight::Host::this_machine())?;
+        let btf = Btf::from_sys_fs()?;
+        let (offsets, missing) = offsets::kernel_offsets(&btf);
+        for field in &missing {
+            log::warn!("kernel BTF lacks {field}; events will leave it empty");
+        }
+
+        let ring_bytes = options.ring_buffer_mib * 1024 * 1024;
+        let mut ebpf = probes::load(&offsets, ring_bytes)?;
+        let logger = match EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(watch(logger).context("failed to watch the eBPF log buffer")?),
+            Err(error) => {
+                log::warn!("eBPF diagnostics unavailable: {error}");
+                None
+            }
+        };
+        let statuses = probes::attach_all(&mut ebpf, &btf)?;
+
+        let ring = RingBuf::try_from(
+            ebpf.take_map("EVENTS")
+                .context("map EVENTS missing from the eBPF object")?,
+        )
+        .context("map EVENTS is not a ring buffer")?;
+        let ring = watch(ring).context("failed to watch the ring buffer")?;
+        let lost = PerCpuArray::try_from(
+            ebpf.take_map("LOST")
+                .context("map LOST missing from the eBPF object")?,
+        )
+        .context("map LOST is not a per-CPU array")?;
+
+        let (sender, records) = mpsc::channel(CHANNEL_CAPACITY);
+        let now = monotonic_ns();
+        for status in statuses {
+            sender.send(Record::new(now, status)).await?;
+        }
+
+        let pump = Pump {
+            _ebpf: ebpf,
+            ring,
+            lost,
+            logger,
+            sender,
+            decoder: Decoder::new(),
+            sysfs_root: PathBuf::from(sysfs::SYSFS_ROOT),
+            sysfs_interval: Duration::from_millis(options.sysfs_interval_ms),
+            inventory: None,
+            forced: HashSet::new(),
+            lost_reported: 0,
+        };
+        tokio::spawn(pump.run());
+        Ok(Self { records })
+    }
+}
+
+struct Pump {
+    /// Keeps the programs attached while the pump runs.
+    _ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+    logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
+    sender: mpsc::Sender<Record>,
+    decoder: Decoder,
+    sysfs_root: PathBuf,
+    sysfs_interval: Duration,
+    /// The inventory last sent; `None` before the first read.
+    inventory: Option<Vec<PatchInfo>>,
+    /// Patches seen forced; sysfs does not show it.
+    forced: HashSet<String>,
+    lost_reported: u64,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        if let Err(error) = self.run_loop().await {
+            log::error!("live source stopped: {error:#}");
+        }
+    }
+
+    async fn run_loop(&mut self) -> anyhow::Result<()> {
+        self.refresh_inventory().await?;
+        let mut sysfs_tick = tokio::time::interval(self.sysfs_interval);
+        let mut lost_tick = tokio::time::interval(LOST_INTERVAL);
+
+        loop {
+            tokio::select! {
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard.context("ring buffer poll failed")?;
+                    let records = drain(guard.get_inner_mut(), &mut self.decoder);
+                    guard.clear_ready();
+                    self.forward(records).await?;
+                }
+                guard = readable_logger(&mut self.logger) => {
+                    let mut guard = guard.context("eBPF log buffer poll failed")?;
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+                _ = sysfs_tick.tick() => self.refresh_inventory().await?,
+                _ = lost_tick.tick() => self.report_lost().await?,
+                () = self.sender.closed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn forward(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
+        let mut inventory_changed = false;
+        for record in records {
+            match &record.event {
+                Event::TransitionForced { patch } => {
+                    // klp_force_transition() marks every loaded patch forced.
+                    self.forced.insert(patch.clone());
+                    for known in self.inventory.iter().flatten() {
+                        self.forced.insert(known.name.clone());
+                    }
+                }
+                Event::TransitionCompleted { .. }
+                | Event::TransitionCancelled { .. }
+                | Event::TransitionStarted { .. } => inventory_changed = true,
+                _ => {}
+            }
+            self.sender.send(record).await?;
+        }
+        if inventory_changed {
+            self.refresh_inventory().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads sysfs and, when anything changed, sends `patch_added`,
+    /// `patch_removed` and the new `inventory`.
+    async fn refresh_inventory(&mut self) -> anyhow::Result<()> {
+        let mut patches = match sysfs::read_inventory(&self.sysfs_root) {
+            Ok(patches) => patches,
+            Err(error) => {
+                log::warn!("inventory not refreshed: {error:#}");
+                return Ok(());
+            }
+        };
+        for patch in &mut patches {
+            patch.forced = self.forced.contains(&patch.name);
+            if patch.cumulative.is_none() {
+                patch.cumulative = self.decoder.cumulative(&patch.name);
+            }
+        }
+        if self.inventory.as_ref() == Some(&patches) {
+            return Ok(());
+        }
+
+        let now = monotonic_ns();
+        for event in inventory_changes(self.inventory.as_deref(), &patches) {
+            self.sender.send(Record::new(now, event)).await?;
+        }
+        self.sender
+            .send(Record::new(
+                now,
+                Event::Inventory {
+                    patches: patches.clone(),
+                },
+            ))
+            .await?;
+        self.inventory = Some(patches);
+        Ok(())
+    }
+
+    async fn report_lost(&mut self) -> anyhow::Result<()> {
+        let total: u64 = match self.lost.get(&0, 0) {
+            Ok(per_cpu) => per_cpu.iter().sum(),
+            Err(error) => {
+                log::warn!("lost-event counter unreadable: {error}");
+                return Ok(());
+            }
+        };
+        let lost = total.saturating_sub(self.lost_reported)
+            + std::mem::take(&mut self.decoder.unknown_records);
+        self.lost_reported = total;
+        if lost > 0 {
+            log::warn!("{lost} events lost: the ring buffer was full (raise --ring-buffer-mib)");
+            let record = Record::new(monotonic_ns(), Event::EventsLost { count: lost });
+            self.sender.send(record).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Registers a map's file descriptor with the runtime.
+fn watch<T: std::os::fd::AsRawFd>(map: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: the map owns its descriptor, which stays open and unchanged
+    // until the map, and with it the AsyncFd, is dropped.
+    unsafe { AsyncFd::register(map) }.map_err(|error| error.into_parts().1)
+}
+
+/// Reads every record waiting in the ring buffer.
+fn drain(ring: &mut RingBuf<MapData>, decoder: &mut Decoder) -> Vec<Record> {
+    let mut records = Vec::new();
+    while let Some(item) = ring.next() {
+        records.extend(decoder.decode_bytes(&item));
+    }
+    records
+}
+
+/// Waits until the eBPF log buffer is readable; never, without a logger.
+async fn readable_logger<'a>(
+    logger: &'a mut Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'a, EbpfLogger<&'static dyn log::Log>>> {
+    match logger {
+        Some(logger) => logger.readable_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `patch_added` and `patch_removed` events between two inventories.
+pub fn inventory_changes(before: Option<&[PatchInfo]>, after: &[PatchInfo]) -> Vec<Event> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for patch in after {
+        if !before.iter().any(|p| p.name == patch.name) {
+            events.push(Event::PatchAdded {
+                patch: patch.name.clone(),
+            });
+        }
+    }
+    for patch in before {
+        if !after.iter().any(|p| p.name == patch.name) {
+            events.push(Event::PatchRemoved {
+                patch: patch.name.clone(),
+            });
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(name: &str) -> PatchInfo {
+        PatchInfo {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_inventory_has_no_changes() {
+        assert!(inventory_changes(None, &[patch("a")]).is_empty());
+    }
+
+    #[test]
+    fn added_and_removed_patches() {
+        let events = inventory_changes(Some(&[patch("a"), patch("b")]), &[patch("b"), patch("c")]);
+        assert_eq!(
+            events,
+            vec![
+                Event::PatchAdded { patch: "c".into() },
+                Event::PatchRemoved { patch: "a".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn monotonic_clock_advances() {
+        let first = monotonic_ns();
+        assert!(monotonic_ns() >= first);
+        assert!(first > 0);
+    }
+}

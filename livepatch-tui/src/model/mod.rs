@@ -1,0 +1,209 @@
+//! The picture every view draws: patches, the transition, tasks, probes,
+//! findings and recent events.
+//!
+//! The model is pure: it changes only through [`Model::apply`], reads no
+//! clock and does no I/O, so that a live run and a replay of its log build
+//! the same state.
+
+mod tasks;
+mod transition;
+
+use std::collections::{BTreeMap, VecDeque};
+
+pub use tasks::{STUCK_STREAK, Task, TaskStatus, Tasks};
+pub use transition::{Blocker, PassSummary, Transition, TransitionOutcome, TransitionSummary};
+
+use crate::event::{Event, Finding, PatchInfo, Record};
+
+/// Recent events kept for the event log view.
+pub const RECENT_EVENTS: usize = 500;
+
+/// Completed transitions kept for the history view.
+pub const TRANSITION_HISTORY: usize = 50;
+
+/// A probe and whether it attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeInfo {
+    pub attached: bool,
+    pub reason: Option<String>,
+    pub feature: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// Loaded patches by name, from the latest inventory.
+    pub patches: BTreeMap<String, PatchInfo>,
+    /// Patches forced at some point; the kernel keeps their modules.
+    pub forced_patches: Vec<String>,
+    /// The transition in progress, if any.
+    pub transition: Option<Transition>,
+    /// Finished transitions, oldest first.
+    pub history: VecDeque<TransitionSummary>,
+    /// Tasks seen in the current or latest transition.
+    pub tasks: Tasks,
+    pub probes: BTreeMap<String, ProbeInfo>,
+    /// Events the kernel dropped, summed over the run.
+    pub events_lost: u64,
+    /// Findings of the latest validator run, as reported.
+    pub findings: Vec<Finding>,
+    /// Latest events, oldest first, for the event log view.
+    pub recent: VecDeque<Record>,
+    /// Timestamp of the newest event applied.
+    pub now_ns: u64,
+    /// Lines a replay could not read.
+    pub skipped_lines: u64,
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, record: &Record) {
+        self.now_ns = self.now_ns.max(record.ts_ns);
+        let ts_ns = record.ts_ns;
+
+        match &record.event {
+            Event::Inventory { patches } => self.apply_inventory(patches),
+            Event::TransitionStarted { patch, target } => {
+                self.tasks.clear();
+                self.transition = Some(Transition::new(patch, *target, ts_ns));
+            }
+            Event::TransitionReversed { target, .. } => {
+                if let Some(transition) = &mut self.transition {
+                    transition.reverse(*target, ts_ns);
+                }
+                self.tasks.reverse();
+            }
+            Event::TransitionForced { patch } => {
+                if let Some(transition) = &mut self.transition {
+                    transition.forced_ns = Some(ts_ns);
+                }
+                if !self.forced_patches.contains(patch) {
+                    self.forced_patches.push(patch.clone());
+                }
+            }
+            Event::TransitionPass {
+                duration_us,
+                tasks_left,
+                ..
+            } => {
+                if let Some(transition) = &mut self.transition {
+                    transition.record_pass(ts_ns, *duration_us, *tasks_left);
+                }
+            }
+            Event::TransitionCompleted {
+                duration_ms,
+                forced,
+                ..
+            } => self.finish_transition(ts_ns, TransitionOutcome::Completed, *duration_ms, *forced),
+            Event::TransitionCancelled { .. } => {
+                let duration_ms = self
+                    .transition
+                    .as_ref()
+                    .map_or(0.0, |t| ts_ns.saturating_sub(t.started_ns) as f64 / 1e6);
+                self.finish_transition(ts_ns, TransitionOutcome::Cancelled, duration_ms, false);
+            }
+            Event::TaskSwitched { task, to, via } => {
+                self.tasks.switched(task, *to, *via, ts_ns);
+                self.note_tasks_left(ts_ns);
+            }
+            Event::TaskBlocked {
+                task,
+                reason,
+                function,
+                attempts,
+                cpu,
+            } => {
+                self.tasks
+                    .blocked(task, *reason, function.as_deref(), *attempts, *cpu, ts_ns);
+                self.note_tasks_left(ts_ns);
+            }
+            Event::Finding(finding) => self.findings.push(finding.clone()),
+            Event::ProbeStatus {
+                probe,
+                attached,
+                reason,
+                feature,
+            } => {
+                let info = ProbeInfo {
+                    attached: *attached,
+                    reason: reason.clone(),
+                    feature: feature.clone(),
+                };
+                self.probes.insert(probe.clone(), info);
+            }
+            Event::EventsLost { count } => self.events_lost += count,
+            Event::PatchAdded { .. }
+            | Event::PatchRemoved { .. }
+            | Event::PatchLoadFailed { .. }
+            | Event::ModuleComing { .. }
+            | Event::ModuleGoing { .. }
+            | Event::ObjectPatched { .. }
+            | Event::ObjectUnpatched { .. }
+            | Event::PatchesReplaced { .. } => {}
+        }
+
+        self.remember(record);
+    }
+
+    fn apply_inventory(&mut self, patches: &[PatchInfo]) {
+        self.patches = patches
+            .iter()
+            .map(|patch| (patch.name.clone(), patch.clone()))
+            .collect();
+        // Findings describe one inventory; the validator reports them anew.
+        self.findings.clear();
+    }
+
+    fn finish_transition(
+        &mut self,
+        ts_ns: u64,
+        outcome: TransitionOutcome,
+        duration_ms: f64,
+        forced: bool,
+    ) {
+        let Some(transition) = self.transition.take() else {
+            return;
+        };
+        let summary = transition.finish(ts_ns, outcome, duration_ms, forced, &self.tasks);
+        self.history.push_back(summary);
+        while self.history.len() > TRANSITION_HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    fn note_tasks_left(&mut self, ts_ns: u64) {
+        if let Some(transition) = &mut self.transition {
+            transition.note_tasks_left(ts_ns, self.tasks.pending_count());
+        }
+    }
+
+    fn remember(&mut self, record: &Record) {
+        // Task-level events would flood the log view on a large machine; the
+        // tasks table shows them instead.
+        if matches!(record.event, Event::TaskSwitched { .. }) {
+            return;
+        }
+        self.recent.push_back(record.clone());
+        while self.recent.len() > RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Whether a patch was ever forced in this run, or sysfs says so.
+    pub fn is_forced(&self, patch: &str) -> bool {
+        self.forced_patches.iter().any(|p| p == patch)
+            || self.patches.get(patch).is_some_and(|p| p.forced)
+    }
+
+    /// Attached probes out of all known probes.
+    pub fn probe_counts(&self) -> (usize, usize) {
+        let attached = self.probes.values().filter(|p| p.attached).count();
+        (attached, self.probes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

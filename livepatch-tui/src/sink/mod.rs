@@ -1,0 +1,3 @@
+//! Where events go besides the dashboard.
+
+pub mod json;

@@ -1,0 +1,3 @@
+//! Where events come from besides the kernel: recorded logs.
+
+pub mod replay;

@@ -1,0 +1,312 @@
+//! The soundness rules over the loaded patches, and the one-shot `check`.
+//!
+//! Rules have stable ids; tools outside the project match on them.
+
+use std::{collections::BTreeMap, path::Path, process::ExitCode};
+
+use crate::{
+    cli::{CheckArgs, Format},
+    event::{Finding, PatchInfo, Severity},
+    kernel::sysfs,
+};
+
+/// Functions of different replace sets overlap.
+pub const RULE_CROSS_SET_FUNCTION: &str = "cross-set-function";
+/// Several enabled patches in one replace set after the transition.
+pub const RULE_SET_MULTIPLE_ENABLED: &str = "set-multiple-enabled";
+/// Without replace sets, several enabled patches patch one function.
+pub const RULE_STACKED_FUNCTION: &str = "stacked-function";
+/// An object's module is not loaded, so nothing of it is applied.
+pub const RULE_OBJECT_NOT_LOADED: &str = "object-not-loaded";
+
+/// A function as the kernel identifies it: object, name, sympos.
+type FunctionKey = (String, String, u32);
+
+fn function_label((object, name, sympos): &FunctionKey) -> String {
+    format!("{object}:{name},{sympos}")
+}
+
+/// Runs every rule on one inventory. Findings are sorted: errors first.
+pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
+    let enabled: Vec<&PatchInfo> = patches.iter().filter(|p| p.enabled).collect();
+    let in_transition = patches.iter().any(|p| p.transition);
+
+    let mut findings = Vec::new();
+    check_function_overlap(&enabled, &mut findings);
+    if !in_transition {
+        check_sets_with_several_patches(&enabled, &mut findings);
+    }
+    check_objects_not_loaded(&enabled, &mut findings);
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+    });
+    findings
+}
+
+/// Patches of each function, in load order when the kernel shows it.
+fn patches_by_function<'a>(enabled: &[&'a PatchInfo]) -> BTreeMap<FunctionKey, Vec<&'a PatchInfo>> {
+    let mut by_function: BTreeMap<FunctionKey, Vec<&PatchInfo>> = BTreeMap::new();
+    for patch in enabled {
+        for object in &patch.objects {
+            for function in &object.functions {
+                let key = (object.name.clone(), function.name.clone(), function.sympos);
+                by_function.entry(key).or_default().push(patch);
+            }
+        }
+    }
+    for patches in by_function.values_mut() {
+        patches.sort_by_key(|p| p.stack_order.unwrap_or(u32::MAX));
+    }
+    by_function
+}
+
+fn check_function_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
+    for (function, patches) in patches_by_function(enabled) {
+        if patches.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = patches.iter().map(|p| p.name.clone()).collect();
+        let label = function_label(&function);
+        let sets: Vec<u32> = patches.iter().filter_map(|p| p.replace_set).collect();
+
+        if sets.len() == patches.len() {
+            let mut distinct = sets.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() > 1 {
+                findings.push(Finding {
+                    rule: RULE_CROSS_SET_FUNCTION.into(),
+                    severity: Severity::Error,
+                    message: format!(
+                        "{label} is patched by replace sets {distinct:?} ({}); sets must patch disjoint functions",
+                        names.join(", ")
+                    ),
+                    function: Some(label),
+                    state_id: None,
+                    patches: names,
+                });
+            }
+            continue;
+        }
+
+        let top = names.last().cloned().unwrap_or_default();
+        let order_note = if patches.iter().all(|p| p.stack_order.is_some()) {
+            format!("{top} runs, being loaded last")
+        } else {
+            format!("the last loaded of them runs; this kernel does not show the load order")
+        };
+        findings.push(Finding {
+            rule: RULE_STACKED_FUNCTION.into(),
+            severity: Severity::Warning,
+            message: format!(
+                "{label} is patched by {} enabled patches ({}): {order_note}",
+                names.len(),
+                names.join(", ")
+            ),
+            function: Some(label),
+            state_id: None,
+            patches: names,
+        });
+    }
+}
+
+fn check_sets_with_several_patches(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
+    let mut by_set: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for patch in enabled {
+        if let Some(set) = patch.replace_set {
+            by_set.entry(set).or_default().push(patch.name.clone());
+        }
+    }
+    for (set, names) in by_set.into_iter().filter(|(_, names)| names.len() > 1) {
+        findings.push(Finding {
+            rule: RULE_SET_MULTIPLE_ENABLED.into(),
+            severity: Severity::Warning,
+            message: format!(
+                "replace set {set} has {} enabled patches ({}) with no transition in progress; one should have replaced the others",
+                names.len(),
+                names.join(", ")
+            ),
+            function: None,
+            state_id: None,
+            patches: names,
+        });
+    }
+}
+
+fn check_objects_not_loaded(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
+    for patch in enabled {
+        for object in patch.objects.iter().filter(|o| o.patched == Some(false)) {
+            findings.push(Finding {
+                rule: RULE_OBJECT_NOT_LOADED.into(),
+                severity: Severity::Warning,
+                message: format!(
+                    "{}: object {} is not patched because its module is not loaded; it will be patched when the module loads",
+                    patch.name, object.name
+                ),
+                function: None,
+                state_id: None,
+                patches: vec![patch.name.clone()],
+            });
+        }
+    }
+}
+
+/// Exit code of `check`: 0 clean, 1 warnings, 2 errors.
+pub fn exit_code(findings: &[Finding]) -> u8 {
+    match findings.iter().map(|f| f.severity).max() {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) => 1,
+        _ => 0,
+    }
+}
+
+/// The `check` command.
+pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    if let Some(module) = &args.module {
+        anyhow::bail!(
+            "cannot judge {}: reading livepatch modules before loading is not available in this version",
+            module.display()
+        );
+    }
+    let root = args
+        .sysfs_root
+        .as_deref()
+        .unwrap_or(Path::new(sysfs::SYSFS_ROOT));
+    if !root.is_dir() {
+        anyhow::bail!(
+            "this kernel has no livepatch support: {} does not exist (it needs CONFIG_LIVEPATCH)",
+            root.display()
+        );
+    }
+    let patches = sysfs::read_inventory(root)?;
+    let findings = validate(&patches);
+
+    match args.format {
+        Format::Json => {
+            let report = serde_json::json!({
+                "patches": patches.len(),
+                "findings": findings,
+                "exit_code": exit_code(&findings),
+            });
+            println!("{report}");
+        }
+        Format::Text => print_text(&patches, &findings),
+    }
+    Ok(ExitCode::from(exit_code(&findings)))
+}
+
+fn print_text(patches: &[PatchInfo], findings: &[Finding]) {
+    println!("{} livepatch(es) loaded", patches.len());
+    if findings.is_empty() {
+        println!("no findings");
+        return;
+    }
+    for finding in findings {
+        println!(
+            "{:<7} {:<22} {}",
+            finding.severity.as_str(),
+            finding.rule,
+            finding.message
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{FunctionInfo, ObjectInfo};
+
+    fn patch(name: &str, set: Option<u32>, order: Option<u32>, functions: &[&str]) -> PatchInfo {
+        PatchInfo {
+            name: name.into(),
+            enabled: true,
+            replace_set: set,
+            stack_order: order,
+            objects: vec![ObjectInfo {
+                name: "vmlinux".into(),
+                patched: Some(true),
+                functions: functions
+                    .iter()
+                    .map(|f| FunctionInfo {
+                        name: (*f).into(),
+                        sympos: 0,
+                    })
+                    .collect(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cross_set_overlap_is_error() {
+        let findings = validate(&[
+            patch("a", Some(1), Some(1), &["f"]),
+            patch("b", Some(2), Some(2), &["f", "g"]),
+        ]);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].rule, RULE_CROSS_SET_FUNCTION);
+        assert_eq!(findings[0].severity, Severity::Error);
+        assert_eq!(findings[0].function.as_deref(), Some("vmlinux:f,0"));
+        assert_eq!(findings[0].patches, vec!["a", "b"]);
+        assert_eq!(exit_code(&findings), 2);
+    }
+
+    #[test]
+    fn disjoint_sets_are_clean() {
+        let findings = validate(&[
+            patch("a", Some(1), Some(1), &["f"]),
+            patch("b", Some(2), Some(2), &["g"]),
+        ]);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(exit_code(&findings), 0);
+    }
+
+    #[test]
+    fn stacked_patches_warn_and_name_top() {
+        let findings = validate(&[
+            patch("top", None, Some(2), &["f"]),
+            patch("base", None, Some(1), &["f"]),
+        ]);
+        assert_eq!(findings[0].rule, RULE_STACKED_FUNCTION);
+        assert_eq!(findings[0].patches, vec!["base", "top"]);
+        assert!(
+            findings[0].message.contains("top runs"),
+            "{}",
+            findings[0].message
+        );
+        assert_eq!(exit_code(&findings), 1);
+    }
+
+    #[test]
+    fn same_set_twice_warns_after_transition() {
+        let patches = [
+            patch("a", Some(3), Some(1), &["f"]),
+            patch("b", Some(3), Some(2), &["g"]),
+        ];
+        let findings = validate(&patches);
+        assert_eq!(findings[0].rule, RULE_SET_MULTIPLE_ENABLED);
+
+        let mut in_transition = patches.clone();
+        in_transition[1].transition = true;
+        assert!(validate(&in_transition).is_empty());
+    }
+
+    #[test]
+    fn unloaded_object_warns() {
+        let mut p = patch("a", None, None, &["f"]);
+        p.objects[0].name = "ext4".into();
+        p.objects[0].patched = Some(false);
+        let findings = validate(&[p]);
+        assert_eq!(findings[0].rule, RULE_OBJECT_NOT_LOADED);
+        assert!(findings[0].message.contains("ext4"));
+    }
+
+    #[test]
+    fn disabled_patches_ignored() {
+        let mut b = patch("b", Some(2), None, &["f"]);
+        b.enabled = false;
+        assert!(validate(&[patch("a", Some(1), None, &["f"]), b]).is_empty());
+    }
+}
