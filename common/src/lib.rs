@@ -73,6 +73,10 @@ pub enum RawKind {
     /// fentry `klp_unpatch_replaced_patches(new_patch)`: `name` is the new
     /// patch, whose replaced patches are being unpatched.
     UnpatchReplaced = 18,
+    /// One function of a patch being enabled, sent as a [`RawFunction`].
+    PatchFunction = 19,
+    /// One `klp_state` of a patch being enabled, sent as a [`RawState`].
+    PatchStateId = 20,
 }
 
 impl RawKind {
@@ -99,6 +103,8 @@ impl RawKind {
             16 => ObjectPatch,
             17 => ObjectUnpatch,
             18 => UnpatchReplaced,
+            19 => PatchFunction,
+            20 => PatchStateId,
             _ => return None,
         };
         Some(kind)
@@ -152,6 +158,59 @@ impl RawEvent {
     }
 }
 
+/// Bytes kept of an object (module) name in [`RawFunction`].
+pub const OBJECT_LEN: usize = 64;
+
+/// Objects and functions per object walked in a patch's static arrays;
+/// larger patches are reported cut, with [`RawFunction::truncated`] set.
+pub const MAX_OBJECTS: u32 = 8;
+/// See [`MAX_OBJECTS`].
+pub const MAX_FUNCTIONS: u32 = 32;
+/// `klp_state` entries walked per patch.
+pub const MAX_STATES: u32 = 8;
+
+/// One function of a patch, from its static `klp_object`/`klp_func`
+/// arrays at `klp_enable_patch`. Shares its first two fields with
+/// [`RawEvent`], so a reader can look at `kind` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawFunction {
+    pub ts_ns: u64,
+    /// [`RawKind::PatchFunction`].
+    pub kind: u32,
+    /// 1 when the walk stopped at [`MAX_OBJECTS`] or [`MAX_FUNCTIONS`].
+    pub truncated: u32,
+    /// `klp_func.new_func`: address of the replacement.
+    pub new_func: u64,
+    /// `klp_func.old_sympos` (0: the name is unique).
+    pub old_sympos: u64,
+    /// Patch (module) name.
+    pub patch: [u8; OBJECT_LEN],
+    /// `klp_object.name`; empty for vmlinux.
+    pub object: [u8; OBJECT_LEN],
+    /// `klp_func.old_name`.
+    pub function: [u8; NAME_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<RawFunction>() == 8 + 4 + 4 + 8 + 8 + 2 * OBJECT_LEN + NAME_LEN);
+
+/// One `klp_state` of a patch at `klp_enable_patch` (Linux 5.5+).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawState {
+    pub ts_ns: u64,
+    /// [`RawKind::PatchStateId`].
+    pub kind: u32,
+    /// `klp_state.version`.
+    pub version: u32,
+    /// `klp_state.id`.
+    pub id: u64,
+    /// Patch (module) name.
+    pub patch: [u8; OBJECT_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<RawState>() == 8 + 4 + 4 + 8 + OBJECT_LEN);
+
 /// Struct field offsets, in bytes, read from the running kernel's BTF at
 /// start-up and handed to the eBPF programs as a load-time global.
 ///
@@ -187,9 +246,33 @@ pub struct KernelOffsets {
     /// `struct klp_patch.replace` (bool; a u32 `replace_set` on kernels
     /// with replace sets, which the loader does not hand over here).
     pub klp_patch_replace: u32,
+    /// `struct klp_patch.objs`
+    pub klp_patch_objs: u32,
+    /// `struct klp_patch.states` (5.5+)
+    pub klp_patch_states: u32,
+    /// `struct klp_object.funcs`
+    pub klp_object_funcs: u32,
+    /// `sizeof(struct klp_object)`: the stride of the static array.
+    pub klp_object_size: u32,
+    /// `struct klp_func.old_name`
+    pub klp_func_old_name: u32,
+    /// `struct klp_func.new_func`
+    pub klp_func_new_func: u32,
+    /// `struct klp_func.old_sympos`
+    pub klp_func_old_sympos: u32,
+    /// `sizeof(struct klp_func)`
+    pub klp_func_size: u32,
+    /// `struct klp_state.id`
+    pub klp_state_id: u32,
+    /// `struct klp_state.version`
+    pub klp_state_version: u32,
+    /// `sizeof(struct klp_state)`
+    pub klp_state_size: u32,
+    /// Always zero; keeps the size a multiple of 8.
+    pub reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 12 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 24 * 4);
 
 impl KernelOffsets {
     /// Offsets that mark every field missing.
@@ -207,6 +290,18 @@ impl KernelOffsets {
             task_thread_flags: OFFSET_MISSING,
             tif_patch_pending_bit: OFFSET_MISSING,
             klp_patch_replace: OFFSET_MISSING,
+            klp_patch_objs: OFFSET_MISSING,
+            klp_patch_states: OFFSET_MISSING,
+            klp_object_funcs: OFFSET_MISSING,
+            klp_object_size: OFFSET_MISSING,
+            klp_func_old_name: OFFSET_MISSING,
+            klp_func_new_func: OFFSET_MISSING,
+            klp_func_old_sympos: OFFSET_MISSING,
+            klp_func_size: OFFSET_MISSING,
+            klp_state_id: OFFSET_MISSING,
+            klp_state_version: OFFSET_MISSING,
+            klp_state_size: OFFSET_MISSING,
+            reserved: 0,
         }
     }
 }
@@ -228,4 +323,6 @@ mod user {
     // no padding (see the size checks above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::RawEvent {}
+    unsafe impl aya::Pod for super::RawFunction {}
+    unsafe impl aya::Pod for super::RawState {}
 }

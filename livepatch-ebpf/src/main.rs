@@ -14,12 +14,14 @@
 #![no_main]
 
 mod read;
+mod walk;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
     macros::{fentry, kprobe, kretprobe, map},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{FEntryContext, ProbeContext, RetProbeContext},
+    EbpfContext as _,
 };
 use aya_log_ebpf::debug;
 use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind};
@@ -32,7 +34,7 @@ static OFFSETS: KernelOffsets = KernelOffsets::missing();
 
 /// All events, in the order the hooks ran. The loader may resize it.
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
 /// Events that did not fit in [`EVENTS`], per CPU; user space sums them.
 #[map]
@@ -52,7 +54,7 @@ fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
 
-fn count_lost() {
+pub(crate) fn count_lost() {
     if let Some(counter) = LOST.get_ptr_mut(0) {
         // SAFETY: the per-CPU slot belongs to this CPU while the program runs.
         unsafe { *counter += 1 };
@@ -228,8 +230,10 @@ pub fn klp_copy_process(ctx: FEntryContext) -> u32 {
 #[fentry(function = "klp_enable_patch")]
 pub fn klp_enable_patch(ctx: FEntryContext) -> u32 {
     let patch: *const u8 = ctx.arg(0);
-    let replace = read_field::<u8>(patch, offsets().klp_patch_replace).map_or(-1, i64::from);
+    let offsets = offsets();
+    let replace = read_field::<u8>(patch, offsets.klp_patch_replace).map_or(-1, i64::from);
     emit_patch(RawKind::PatchEnable, patch, replace);
+    walk::walk_patch(patch, &offsets);
     0
 }
 
@@ -278,6 +282,26 @@ fn emit_object(kind: RawKind, object: *const u8) {
 #[fentry(function = "klp_unpatch_replaced_patches")]
 pub fn klp_unpatch_replaced_patches(ctx: FEntryContext) -> u32 {
     emit_patch(RawKind::UnpatchReplaced, ctx.arg(0), 0);
+    0
+}
+
+/// Calls counted per function address, per CPU. The key is the address
+/// the kprobe fired at; user space maps it back to a function.
+#[map]
+static CALLS: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// Attached by user space to each patched function and each replacement.
+#[kprobe]
+pub fn count_call(ctx: ProbeContext) -> u32 {
+    // SAFETY: the context pointer comes from the kernel for this program.
+    let address = unsafe { aya_ebpf::helpers::generated::bpf_get_func_ip(ctx.as_ptr()) };
+    match CALLS.get_ptr_mut(address) {
+        // SAFETY: a per-CPU slot is only touched by this CPU.
+        Some(count) => unsafe { *count += 1 },
+        None => {
+            let _ = CALLS.insert(address, 1, 0);
+        }
+    }
     0
 }
 

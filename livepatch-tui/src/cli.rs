@@ -32,6 +32,14 @@ pub struct LiveOptions {
     #[arg(long, global = true, default_value_t = 8, value_parser = parse_ring_mib)]
     pub ring_buffer_mib: u32,
 
+    /// Counts no calls to patched functions: no kprobes are attached for it.
+    #[arg(long, global = true)]
+    pub no_calls: bool,
+
+    /// Interval between `calls` reports, in seconds.
+    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub calls_interval: u64,
+
     /// Interval between reads of /sys/kernel/livepatch, in milliseconds.
     #[arg(long, global = true, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub sysfs_interval_ms: u64,

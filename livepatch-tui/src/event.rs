@@ -197,6 +197,16 @@ pub struct PatchInfo {
     /// The patch was forced: its module can never be removed.
     pub forced: bool,
     pub objects: Vec<ObjectInfo>,
+    /// `klp_state` ids and versions, when the probes saw the patch load.
+    #[serde(default)]
+    pub states: Vec<StateInfo>,
+}
+
+/// A `klp_state` of a patch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StateInfo {
+    pub id: u64,
+    pub version: u32,
 }
 
 /// An object of a patch: `vmlinux` or a module.
@@ -330,6 +340,40 @@ pub enum Event {
     PatchesReplaced {
         patch: String,
     },
+    /// A function of a patch being enabled, as its module defines it.
+    PatchFunction {
+        patch: String,
+        object: String,
+        function: String,
+        sympos: u32,
+        /// Kernel address of the replacement function.
+        new_func: u64,
+        /// The patch has more objects or functions than the probe walks.
+        truncated: bool,
+    },
+    /// Calls to one patched function during `interval_ms`.
+    Calls {
+        object: String,
+        function: String,
+        sympos: u32,
+        /// Calls that entered the function, before the livepatch handler
+        /// sent them on.
+        entered: u64,
+        /// Calls that ran the original code: `entered` minus those that
+        /// reached a replacement.
+        original: u64,
+        /// Calls that reached each patch's replacement.
+        patched: std::collections::BTreeMap<String, u64>,
+        interval_ms: u64,
+        /// Why the counts cannot be trusted, when they cannot.
+        blind_spot: Option<String>,
+    },
+    /// A `klp_state` of a patch being enabled (Linux 5.5+).
+    PatchStateId {
+        patch: String,
+        id: u64,
+        version: u32,
+    },
     Finding(Finding),
     ProbeStatus {
         probe: String,
@@ -365,6 +409,9 @@ impl Event {
             Self::ObjectPatched { .. } => "object_patched",
             Self::ObjectUnpatched { .. } => "object_unpatched",
             Self::PatchesReplaced { .. } => "patches_replaced",
+            Self::PatchFunction { .. } => "patch_function",
+            Self::Calls { .. } => "calls",
+            Self::PatchStateId { .. } => "patch_state_id",
             Self::Finding(_) => "finding",
             Self::ProbeStatus { .. } => "probe_status",
             Self::EventsLost { .. } => "events_lost",

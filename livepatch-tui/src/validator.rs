@@ -12,6 +12,8 @@ use crate::{
 
 /// Functions of different replace sets overlap.
 pub const RULE_CROSS_SET_FUNCTION: &str = "cross-set-function";
+/// A `klp_state` id is used by patches of different replace sets.
+pub const RULE_CROSS_SET_STATE: &str = "cross-set-state";
 /// Several enabled patches in one replace set after the transition.
 pub const RULE_SET_MULTIPLE_ENABLED: &str = "set-multiple-enabled";
 /// Without replace sets, several enabled patches patch one function.
@@ -33,6 +35,7 @@ pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
 
     let mut findings = Vec::new();
     check_function_overlap(&enabled, &mut findings);
+    check_state_overlap(&enabled, &mut findings);
     if !in_transition {
         check_sets_with_several_patches(&enabled, &mut findings);
     }
@@ -107,6 +110,35 @@ fn check_function_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
             ),
             function: Some(label),
             state_id: None,
+            patches: names,
+        });
+    }
+}
+
+fn check_state_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
+    let mut by_state: BTreeMap<u64, Vec<&PatchInfo>> = BTreeMap::new();
+    for patch in enabled.iter().filter(|p| p.replace_set.is_some()) {
+        for state in &patch.states {
+            by_state.entry(state.id).or_default().push(patch);
+        }
+    }
+    for (id, patches) in by_state {
+        let mut sets: Vec<u32> = patches.iter().filter_map(|p| p.replace_set).collect();
+        sets.sort_unstable();
+        sets.dedup();
+        if sets.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = patches.iter().map(|p| p.name.clone()).collect();
+        findings.push(Finding {
+            rule: RULE_CROSS_SET_STATE.into(),
+            severity: Severity::Error,
+            message: format!(
+                "klp_state id {id} is used by replace sets {sets:?} ({}); sets must not share state ids",
+                names.join(", ")
+            ),
+            function: None,
+            state_id: Some(id),
             patches: names,
         });
     }
@@ -301,6 +333,18 @@ mod tests {
         let findings = validate(&[p]);
         assert_eq!(findings[0].rule, RULE_OBJECT_NOT_LOADED);
         assert!(findings[0].message.contains("ext4"));
+    }
+
+    #[test]
+    fn shared_state_across_sets_is_error() {
+        let mut a = patch("a", Some(1), Some(1), &["f"]);
+        let mut b = patch("b", Some(2), Some(2), &["g"]);
+        a.states = vec![crate::event::StateInfo { id: 5, version: 1 }];
+        b.states = vec![crate::event::StateInfo { id: 5, version: 2 }];
+        let findings = validate(&[a, b]);
+        assert_eq!(findings[0].rule, RULE_CROSS_SET_STATE);
+        assert_eq!(findings[0].state_id, Some(5));
+        assert_eq!(exit_code(&findings), 2);
     }
 
     #[test]

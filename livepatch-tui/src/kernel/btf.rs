@@ -148,6 +148,12 @@ impl Btf {
         self.structs.contains_key(name)
     }
 
+    /// `sizeof(struct name)`, in bytes.
+    pub fn struct_size(&self, name: &str) -> Option<u32> {
+        let id = *self.structs.get(name)?;
+        Some(self.types[id as usize].size_or_type)
+    }
+
     /// Byte offset of a member, following a dotted path through nested
     /// structs and unions (`thread_info.cpu`) and through anonymous members.
     /// `None` when a name is missing or the member is a bitfield.
@@ -355,6 +361,7 @@ pub(crate) mod tests {
         assert_eq!(btf.member_offset("task_struct", "tgid"), Some(36));
         assert_eq!(btf.member_offset("task_struct", "patch_state"), None);
         assert_eq!(btf.member_offset("no_such_struct", "pid"), None);
+        assert_eq!(btf.struct_size("task_struct"), Some(64));
     }
 
     #[test]

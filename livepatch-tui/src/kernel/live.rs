@@ -1,7 +1,11 @@
 //! The live source: the probes' ring buffer, the lost-event counter and the
 //! sysfs inventory, merged into one stream of records.
 
-use std::{collections::HashSet, path::PathBuf, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use aya::{
@@ -9,12 +13,15 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use aya_log::EbpfLogger;
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tokio::{
+    io::unix::AsyncFd,
+    sync::{mpsc, oneshot},
+};
 
-use super::{btf::Btf, decode::Decoder, offsets, preflight, probes, sysfs};
+use super::{btf::Btf, calls::CallCounter, decode::Decoder, offsets, preflight, probes, sysfs};
 use crate::{
     cli::LiveOptions,
-    event::{Event, PatchInfo, Record},
+    event::{Event, PatchInfo, Record, StateInfo},
 };
 
 /// Records waiting for the consumer. When it falls behind, the reader stops
@@ -37,9 +44,10 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// A running live source. Dropping the receiver stops it and detaches the
-/// probes.
+/// probes; [`LiveSource::request_stop`] first sends what it still holds.
 pub struct LiveSource {
     pub records: mpsc::Receiver<Record>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl LiveSource {
@@ -81,9 +89,26 @@ impl LiveSource {
         for status in statuses {
             sender.send(Record::new(now, status)).await?;
         }
+        let calls = if options.no_calls {
+            None
+        } else {
+            let counter = CallCounter::new(&mut ebpf, now);
+            let status = Event::ProbeStatus {
+                probe: "count_call".into(),
+                attached: counter.is_ok(),
+                reason: counter.as_ref().err().map(|e| format!("{e:#}")),
+                feature: "calls to patched functions, original against each patch".into(),
+            };
+            sender.send(Record::new(now, status)).await?;
+            counter.ok()
+        };
+        let (stop, stop_requested) = oneshot::channel();
 
         let pump = Pump {
-            _ebpf: ebpf,
+            ebpf,
+            calls,
+            calls_interval: Duration::from_secs(options.calls_interval),
+            stop_requested,
             ring,
             lost,
             logger,
@@ -93,16 +118,32 @@ impl LiveSource {
             sysfs_interval: Duration::from_millis(options.sysfs_interval_ms),
             inventory: None,
             forced: HashSet::new(),
+            states: HashMap::new(),
             lost_reported: 0,
         };
         tokio::spawn(pump.run());
-        Ok(Self { records })
+        Ok(Self {
+            records,
+            stop: Some(stop),
+        })
+    }
+
+    /// Asks the source to send its final call counts and lost-event count,
+    /// then end the stream.
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
 struct Pump {
     /// Keeps the programs attached while the pump runs.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// `None` when counting is off or could not start.
+    calls: Option<CallCounter>,
+    calls_interval: Duration,
+    stop_requested: oneshot::Receiver<()>,
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     logger: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
@@ -114,6 +155,8 @@ struct Pump {
     inventory: Option<Vec<PatchInfo>>,
     /// Patches seen forced; sysfs does not show it.
     forced: HashSet<String>,
+    /// `klp_state`s of the patches seen loading; sysfs does not show them.
+    states: HashMap<String, Vec<StateInfo>>,
     lost_reported: u64,
 }
 
@@ -128,6 +171,8 @@ impl Pump {
         self.refresh_inventory().await?;
         let mut sysfs_tick = tokio::time::interval(self.sysfs_interval);
         let mut lost_tick = tokio::time::interval(LOST_INTERVAL);
+        let mut calls_tick = tokio::time::interval(self.calls_interval);
+        calls_tick.reset();
 
         loop {
             tokio::select! {
@@ -144,14 +189,57 @@ impl Pump {
                 }
                 _ = sysfs_tick.tick() => self.refresh_inventory().await?,
                 _ = lost_tick.tick() => self.report_lost().await?,
+                _ = calls_tick.tick() => self.report_calls().await?,
+                _ = &mut self.stop_requested => {
+                    self.drain_ring().await?;
+                    self.report_calls().await?;
+                    self.report_lost().await?;
+                    return Ok(());
+                }
                 () = self.sender.closed() => return Ok(()),
             }
+        }
+    }
+
+    async fn drain_ring(&mut self) -> anyhow::Result<()> {
+        let records = drain(self.ring.get_mut(), &mut self.decoder);
+        self.forward(records).await
+    }
+
+    async fn report_calls(&mut self) -> anyhow::Result<()> {
+        let Some(calls) = &mut self.calls else {
+            return Ok(());
+        };
+        let now = monotonic_ns();
+        for event in calls.flush(now) {
+            self.sender.send(Record::new(now, event)).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts or stops counting calls as patches load and go.
+    fn follow_patches(&mut self, event: &Event) {
+        let Some(calls) = &mut self.calls else {
+            return;
+        };
+        match event {
+            Event::PatchFunction {
+                patch,
+                object,
+                function,
+                sympos,
+                new_func,
+                ..
+            } => calls.track(&mut self.ebpf, patch, object, function, *sympos, *new_func),
+            Event::PatchRemoved { patch } => calls.untrack_patch(&mut self.ebpf, patch),
+            _ => {}
         }
     }
 
     async fn forward(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
         let mut inventory_changed = false;
         for record in records {
+            self.follow_patches(&record.event);
             match &record.event {
                 Event::TransitionForced { patch } => {
                     // klp_force_transition() marks every loaded patch forced.
@@ -159,6 +247,10 @@ impl Pump {
                     for known in self.inventory.iter().flatten() {
                         self.forced.insert(known.name.clone());
                     }
+                }
+                Event::PatchStateId { patch, id, version } => {
+                    let state = StateInfo { id: *id, version: *version };
+                    self.states.entry(patch.clone()).or_default().push(state);
                 }
                 Event::TransitionCompleted { .. }
                 | Event::TransitionCancelled { .. }
@@ -185,6 +277,7 @@ impl Pump {
         };
         for patch in &mut patches {
             patch.forced = self.forced.contains(&patch.name);
+            patch.states = self.states.get(&patch.name).cloned().unwrap_or_default();
             if patch.cumulative.is_none() {
                 patch.cumulative = self.decoder.cumulative(&patch.name);
             }
@@ -195,6 +288,7 @@ impl Pump {
 
         let now = monotonic_ns();
         for event in inventory_changes(self.inventory.as_deref(), &patches) {
+            self.follow_patches(&event);
             self.sender.send(Record::new(now, event)).await?;
         }
         self.sender

@@ -2,7 +2,9 @@
 //! Kept apart from the model so that tests can replace it with fixtures.
 
 pub mod btf;
+pub mod calls;
 pub mod decode;
+pub mod kallsyms;
 mod live;
 pub mod offsets;
 pub mod preflight;

@@ -16,13 +16,14 @@ const TIF_PATCH_PENDING: Option<u32> = if cfg!(target_arch = "x86_64") {
 /// Offsets found in `btf`, and the dotted names of those that are missing.
 pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
     let mut missing = Vec::new();
+    let mut missing_members = Vec::new();
     let mut find = |struct_name: &str, paths: &[&'static str]| -> u32 {
         for path in paths {
             if let Some(offset) = btf.member_offset(struct_name, path) {
                 return offset;
             }
         }
-        missing.push(paths[0]);
+        missing_members.push(paths[0]);
         OFFSET_MISSING
     };
 
@@ -39,11 +40,31 @@ pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         task_thread_flags: find("task_struct", &["thread_info.flags"]),
         tif_patch_pending_bit: TIF_PATCH_PENDING.unwrap_or(OFFSET_MISSING),
         klp_patch_replace: find("klp_patch", &["replace"]),
+        klp_patch_objs: find("klp_patch", &["objs"]),
+        klp_patch_states: find("klp_patch", &["states"]),
+        klp_object_funcs: find("klp_object", &["funcs"]),
+        klp_object_size: size(btf, "klp_object", &mut missing),
+        klp_func_old_name: find("klp_func", &["old_name"]),
+        klp_func_new_func: find("klp_func", &["new_func"]),
+        klp_func_old_sympos: find("klp_func", &["old_sympos"]),
+        klp_func_size: size(btf, "klp_func", &mut missing),
+        klp_state_id: find("klp_state", &["id"]),
+        klp_state_version: find("klp_state", &["version"]),
+        klp_state_size: size(btf, "klp_state", &mut missing),
+        reserved: 0,
     };
+    missing.extend(missing_members);
     if TIF_PATCH_PENDING.is_none() {
         missing.push("TIF_PATCH_PENDING (unknown on this architecture)");
     }
     (offsets, missing)
+}
+
+fn size(btf: &Btf, struct_name: &'static str, missing: &mut Vec<&'static str>) -> u32 {
+    btf.struct_size(struct_name).unwrap_or_else(|| {
+        missing.push(struct_name);
+        OFFSET_MISSING
+    })
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ fn read_patch(dir: &Path) -> anyhow::Result<Option<PatchInfo>> {
         stack_order,
         forced: false,
         objects,
+        states: Vec::new(),
     }))
 }
 

@@ -5,11 +5,13 @@
 //! clock and does no I/O, so that a live run and a replay of its log build
 //! the same state.
 
+mod calls;
 mod tasks;
 mod transition;
 
 use std::collections::{BTreeMap, VecDeque};
 
+pub use calls::{CallStats, function_label};
 pub use tasks::{STUCK_STREAK, Task, TaskStatus, Tasks};
 pub use transition::{Blocker, PassSummary, Transition, TransitionOutcome, TransitionSummary};
 
@@ -52,6 +54,8 @@ pub struct Model {
     pub now_ns: u64,
     /// Lines a replay could not read.
     pub skipped_lines: u64,
+    /// Call counts per patched function, by [`function_label`].
+    pub calls: BTreeMap<String, CallStats>,
 }
 
 impl Model {
@@ -142,7 +146,23 @@ impl Model {
             | Event::ModuleGoing { .. }
             | Event::ObjectPatched { .. }
             | Event::ObjectUnpatched { .. }
-            | Event::PatchesReplaced { .. } => {}
+            | Event::PatchesReplaced { .. }
+            | Event::PatchFunction { .. }
+            | Event::PatchStateId { .. } => {}
+            Event::Calls {
+                object,
+                function,
+                sympos,
+                entered,
+                original,
+                patched,
+                interval_ms,
+                blind_spot,
+            } => {
+                let label = function_label(object, function, *sympos);
+                let stats = self.calls.entry(label).or_default();
+                stats.add(*entered, *original, patched, *interval_ms, blind_spot.as_deref());
+            }
         }
 
         self.remember(record);

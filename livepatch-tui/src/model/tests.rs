@@ -237,3 +237,30 @@ fn inventory_replaces_patches_and_findings() {
     assert!(model.patches.is_empty());
     assert!(model.findings.is_empty());
 }
+
+#[test]
+fn calls_accumulate_per_function() {
+    let mut model = Model::new();
+    let patched = |n: u64| std::collections::BTreeMap::from([("lp".to_string(), n)]);
+    for (original, on_patch) in [(5, 0), (2, 8)] {
+        apply(
+            &mut model,
+            1,
+            Event::Calls {
+                object: "vmlinux".into(),
+                function: "f".into(),
+                sympos: 0,
+                entered: original + on_patch,
+                original,
+                patched: patched(on_patch),
+                interval_ms: 1000,
+                blind_spot: None,
+            },
+        );
+    }
+    let stats = &model.calls["vmlinux:f,0"];
+    assert_eq!(stats.original_total, 7);
+    assert_eq!(stats.patched_total["lp"], 8);
+    assert_eq!(stats.entered_total, 15);
+    assert_eq!(stats.last_patched_share(), Some(0.8));
+}

@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use livepatch_common::{COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawKind};
+use livepatch_common::{
+    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawState,
+};
 
 use crate::event::{BlockReason, Event, PatchState, Record, SwitchVia, TaskKind, TaskRef};
 
@@ -49,16 +51,22 @@ impl Decoder {
         self.cumulative.get(patch).copied()
     }
 
-    /// Decodes one ring-buffer record (its raw bytes) into events.
+    /// Decodes one ring-buffer record (its raw bytes) into events. Every
+    /// record type starts with `ts_ns` and `kind`, so the kind picks the type.
     pub fn decode_bytes(&mut self, bytes: &[u8]) -> Vec<Record> {
-        if bytes.len() < std::mem::size_of::<RawEvent>() {
+        let kind = bytes
+            .get(8..12)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .and_then(RawKind::from_u32);
+        let records = match kind {
+            Some(RawKind::PatchFunction) => read_raw::<RawFunction>(bytes).map(|raw| function_record(&raw)),
+            Some(RawKind::PatchStateId) => read_raw::<RawState>(bytes).map(|raw| state_record(&raw)),
+            _ => read_raw::<RawEvent>(bytes).map(|raw| self.decode(&raw)),
+        };
+        records.unwrap_or_else(|| {
             self.unknown_records += 1;
-            return Vec::new();
-        }
-        // SAFETY: the length is checked; RawEvent is plain integers, valid
-        // for any bit pattern; read_unaligned copes with any alignment.
-        let raw = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) };
-        self.decode(&raw)
+            Vec::new()
+        })
     }
 
     pub fn decode(&mut self, raw: &RawEvent) -> Vec<Record> {
@@ -127,6 +135,8 @@ impl Decoder {
                 object: object_name(name),
             }],
             RawKind::UnpatchReplaced => vec![Event::PatchesReplaced { patch: name }],
+            // Sent as their own record types; see decode_bytes().
+            RawKind::PatchFunction | RawKind::PatchStateId => Vec::new(),
         }
     }
 
@@ -278,6 +288,39 @@ impl Current {
             via,
         })
     }
+}
+
+/// Copies a record type out of the ring buffer's bytes; `None` when the
+/// bytes are too short for it.
+fn read_raw<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length is checked; the record types are plain integers and
+    // byte arrays, valid for any bit pattern; read_unaligned copes with any
+    // alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+fn function_record(raw: &RawFunction) -> Vec<Record> {
+    let event = Event::PatchFunction {
+        patch: c_string(&raw.patch),
+        object: object_name(c_string(&raw.object)),
+        function: c_string(&raw.function),
+        sympos: raw.old_sympos as u32,
+        new_func: raw.new_func,
+        truncated: raw.truncated != 0,
+    };
+    vec![Record::new(raw.ts_ns, event)]
+}
+
+fn state_record(raw: &RawState) -> Vec<Record> {
+    let event = Event::PatchStateId {
+        patch: c_string(&raw.patch),
+        id: raw.id,
+        version: raw.version,
+    };
+    vec![Record::new(raw.ts_ns, event)]
 }
 
 fn task_ref(raw: &RawEvent) -> TaskRef {

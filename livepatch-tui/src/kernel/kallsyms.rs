@@ -1,0 +1,138 @@
+//! Kernel symbols from `/proc/kallsyms` (addresses need root), to find a
+//! patched function's address and the symbol of a replacement.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+
+pub const KALLSYMS_PATH: &str = "/proc/kallsyms";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub address: u64,
+    pub name: String,
+    /// Module the symbol belongs to; `None` for vmlinux.
+    pub module: Option<String>,
+}
+
+/// Text symbols, by name and by address.
+#[derive(Debug, Default)]
+pub struct Kallsyms {
+    by_name: HashMap<String, Vec<Symbol>>,
+    by_address: HashMap<u64, Symbol>,
+}
+
+impl Kallsyms {
+    /// Parses kallsyms text; only text (`t`/`T`) symbols are kept.
+    pub fn parse(text: &str) -> Self {
+        let mut table = Kallsyms::default();
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(address), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next()) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T") {
+                continue;
+            }
+            let Ok(address) = u64::from_str_radix(address, 16) else {
+                continue;
+            };
+            let module = fields
+                .next()
+                .map(|m| m.trim_start_matches('[').trim_end_matches(']').to_owned());
+            let symbol = Symbol {
+                address,
+                name: name.to_owned(),
+                module,
+            };
+            table.by_address.entry(address).or_insert_with(|| symbol.clone());
+            table.by_name.entry(symbol.name.clone()).or_default().push(symbol);
+        }
+        table
+    }
+
+    /// Reads the running kernel's symbols. Addresses read as zero without
+    /// root (kptr_restrict), which is reported as an error.
+    pub fn read() -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(KALLSYMS_PATH)
+            .with_context(|| format!("failed to read {KALLSYMS_PATH}"))?;
+        let table = Self::parse(&text);
+        if table.by_address.len() <= 1 {
+            anyhow::bail!("{KALLSYMS_PATH} shows no addresses: run as root (kernel.kptr_restrict)");
+        }
+        Ok(table)
+    }
+
+    /// Address of `name` in `object` ("vmlinux" or a module), picking the
+    /// `sympos`-th symbol of that name when there are several (1-based, as
+    /// `klp_func.old_sympos`; 0 means the name must be unique).
+    pub fn resolve(&self, object: &str, name: &str, sympos: u32) -> Result<u64, String> {
+        let module = (object != "vmlinux").then_some(object);
+        let candidates: Vec<&Symbol> = self
+            .by_name
+            .get(name)
+            .map(|symbols| symbols.iter().filter(|s| s.module.as_deref() == module).collect())
+            .unwrap_or_default();
+        match (candidates.len(), sympos) {
+            (0, _) => Err(format!("{object}:{name} is not in kallsyms")),
+            (1, 0 | 1) => Ok(candidates[0].address),
+            (count, 0) => Err(format!("{object}:{name} has {count} symbols and no sympos")),
+            (count, position) => candidates
+                .get(position as usize - 1)
+                .map(|s| s.address)
+                .ok_or_else(|| format!("{object}:{name} has {count} symbols, not {position}")),
+        }
+    }
+
+    pub fn symbol_at(&self, address: u64) -> Option<&Symbol> {
+        self.by_address.get(&address)
+    }
+
+    /// Whether only one text symbol has this name, so a kprobe can name it.
+    pub fn is_unique(&self, name: &str) -> bool {
+        self.by_name.get(name).is_some_and(|symbols| symbols.len() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+ffffffff81000000 T _text
+ffffffff81100000 t cmdline_proc_show
+ffffffff81200000 t dup
+ffffffff81300000 t dup
+ffffffffc0001000 t livepatch_cmdline_proc_show\t[livepatch_sample]
+ffffffffc0002000 t busymod_work_func\t[test_klp_callbacks_busy]
+ffffffff81400000 D some_data
+";
+
+    #[test]
+    fn resolves_vmlinux_and_module_symbols() {
+        let table = Kallsyms::parse(TEXT);
+        assert_eq!(table.resolve("vmlinux", "cmdline_proc_show", 0), Ok(0xffffffff81100000));
+        assert_eq!(table.resolve("test_klp_callbacks_busy", "busymod_work_func", 0), Ok(0xffffffffc0002000));
+        assert!(table.resolve("vmlinux", "busymod_work_func", 0).is_err());
+        assert!(table.resolve("vmlinux", "some_data", 0).is_err(), "data symbols are not functions");
+    }
+
+    #[test]
+    fn sympos_picks_among_duplicates() {
+        let table = Kallsyms::parse(TEXT);
+        assert_eq!(table.resolve("vmlinux", "dup", 2), Ok(0xffffffff81300000));
+        let error = table.resolve("vmlinux", "dup", 0).unwrap_err();
+        assert!(error.contains("no sympos"), "{error}");
+        assert!(table.resolve("vmlinux", "dup", 3).is_err());
+    }
+
+    #[test]
+    fn symbol_by_address_keeps_module() {
+        let table = Kallsyms::parse(TEXT);
+        let symbol = table.symbol_at(0xffffffffc0001000).unwrap();
+        assert_eq!(symbol.name, "livepatch_cmdline_proc_show");
+        assert_eq!(symbol.module.as_deref(), Some("livepatch_sample"));
+        assert!(table.is_unique("livepatch_cmdline_proc_show"));
+        assert!(!table.is_unique("dup"));
+    }
+}
