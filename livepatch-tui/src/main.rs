@@ -47,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let header = ui::Header {
                 kernel: kernel::release(),
                 mode: "live".into(),
+                skipped_lines: 0,
             };
             ui::run(ui::Feed::Live(live.records), header).await?;
             Ok(ExitCode::SUCCESS)
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let header = ui::Header {
                 kernel: None,
                 mode: format!("replay {}", args.file.display()),
+                skipped_lines: recording.skipped.len(),
             };
             let player = replay::Player::new(recording.records, args.speed);
             ui::run(ui::Feed::Replay(player), header).await?;
@@ -70,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let header = ui::Header {
                 kernel: Some("6.1 (recorded in the lab)".into()),
                 mode: "demo".into(),
+                skipped_lines: recording.skipped.len(),
             };
             let player = replay::Player::new(recording.records, args.speed);
             ui::run(ui::Feed::Replay(player), header).await?;

@@ -98,7 +98,7 @@ fn check_function_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
         let order_note = if patches.iter().all(|p| p.stack_order.is_some()) {
             format!("{top} runs, being loaded last")
         } else {
-            format!("the last loaded of them runs; this kernel does not show the load order")
+            "the last loaded of them runs; this kernel does not show the load order".to_owned()
         };
         findings.push(Finding {
             rule: RULE_STACKED_FUNCTION.into(),

@@ -16,7 +16,14 @@ pub struct CallStats {
 }
 
 impl CallStats {
-    pub fn add(&mut self, entered: u64, original: u64, patched: &BTreeMap<String, u64>, interval_ms: u64, blind_spot: Option<&str>) {
+    pub fn add(
+        &mut self,
+        entered: u64,
+        original: u64,
+        patched: &BTreeMap<String, u64>,
+        interval_ms: u64,
+        blind_spot: Option<&str>,
+    ) {
         self.entered_total += entered;
         self.original_total += original;
         for (patch, count) in patched {

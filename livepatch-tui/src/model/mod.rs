@@ -79,6 +79,7 @@ impl Model {
                     transition.reverse(*target, ts_ns);
                 }
                 self.tasks.reverse();
+                self.note_tasks_left(ts_ns);
             }
             Event::TransitionForced { patch } => {
                 if let Some(transition) = &mut self.transition {
@@ -161,7 +162,13 @@ impl Model {
             } => {
                 let label = function_label(object, function, *sympos);
                 let stats = self.calls.entry(label).or_default();
-                stats.add(*entered, *original, patched, *interval_ms, blind_spot.as_deref());
+                stats.add(
+                    *entered,
+                    *original,
+                    patched,
+                    *interval_ms,
+                    blind_spot.as_deref(),
+                );
             }
         }
 
