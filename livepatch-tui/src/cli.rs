@@ -100,6 +100,11 @@ pub struct CheckArgs {
     /// /sys/kernel/livepatch (for testing and offline checks).
     #[arg(long, value_name = "DIR", hide = true)]
     pub sysfs_root: Option<PathBuf>,
+
+    /// Reads struct layouts for --module from this BTF file instead of
+    /// /sys/kernel/btf/vmlinux (for testing and offline checks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub btf: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

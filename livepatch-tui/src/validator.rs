@@ -4,10 +4,17 @@
 
 use std::{collections::BTreeMap, path::Path, process::ExitCode};
 
+use anyhow::Context as _;
+
 use crate::{
     cli::{CheckArgs, Format},
     event::{Finding, PatchInfo, Severity},
-    kernel::sysfs,
+    kernel::{
+        btf::Btf,
+        module_file::{Layouts, read_module},
+        sysfs,
+    },
+    verdict::{self, Verdict},
 };
 
 /// Functions of different replace sets overlap.
@@ -196,12 +203,6 @@ pub fn exit_code(findings: &[Finding]) -> u8 {
 
 /// The `check` command.
 pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    if let Some(module) = &args.module {
-        anyhow::bail!(
-            "cannot judge {}: reading livepatch modules before loading is not available in this version",
-            module.display()
-        );
-    }
     let root = args
         .sysfs_root
         .as_deref()
@@ -213,6 +214,9 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let patches = sysfs::read_inventory(root)?;
+    if let Some(module) = &args.module {
+        return check_module(args, &patches, module);
+    }
     let findings = validate(&patches);
 
     match args.format {
@@ -229,8 +233,59 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&findings)))
 }
 
+/// `check --module`: the verdict on loading a module, without loading it.
+fn check_module(
+    args: &CheckArgs,
+    patches: &[PatchInfo],
+    module: &Path,
+) -> anyhow::Result<ExitCode> {
+    let btf = match &args.btf {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("failed to read BTF {}", path.display()))?;
+            Btf::parse(&bytes).with_context(|| format!("failed to parse BTF {}", path.display()))?
+        }
+        None => Btf::from_sys_fs()?,
+    };
+    let layouts = Layouts::from_btf(&btf)?;
+    let new = read_module(module, &layouts)?;
+    let verdict = verdict::judge(patches, &new, &verdict::module_loaded_here);
+
+    match args.format {
+        Format::Json => {
+            let mut report =
+                serde_json::to_value(&verdict).context("failed to encode the verdict")?;
+            report["exit_code"] = verdict.exit_code().into();
+            println!("{report}");
+        }
+        Format::Text => print_verdict(&verdict),
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
+}
+
+fn print_verdict(verdict: &Verdict) {
+    if verdict.refused.is_empty() {
+        println!("loading {} would be accepted", verdict.module);
+    } else {
+        println!("loading {} would be refused by the kernel:", verdict.module);
+        for reason in &verdict.refused {
+            println!("  {reason}");
+        }
+    }
+    if verdict.replaces.is_empty() {
+        println!("it would replace no patch");
+    } else {
+        println!("it would replace: {}", verdict.replaces.join(", "));
+    }
+    print_findings(&verdict.findings);
+}
+
 fn print_text(patches: &[PatchInfo], findings: &[Finding]) {
     println!("{} livepatch(es) loaded", patches.len());
+    print_findings(findings);
+}
+
+fn print_findings(findings: &[Finding]) {
     if findings.is_empty() {
         println!("no findings");
         return;

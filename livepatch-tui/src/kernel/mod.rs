@@ -6,6 +6,7 @@ pub mod calls;
 pub mod decode;
 pub mod kallsyms;
 mod live;
+pub mod module_file;
 pub mod offsets;
 pub mod preflight;
 pub mod probes;
