@@ -74,7 +74,15 @@ impl CallCounter {
     }
 
     /// Starts counting one function of a patch that is being enabled.
-    pub fn track(&mut self, ebpf: &mut Ebpf, patch: &str, object: &str, function: &str, sympos: u32, new_func: u64) {
+    pub fn track(
+        &mut self,
+        ebpf: &mut Ebpf,
+        patch: &str,
+        object: &str,
+        function: &str,
+        sympos: u32,
+        new_func: u64,
+    ) {
         // The patch module loaded just now, after kallsyms was last read.
         if self.kallsyms.symbol_at(new_func).is_none() {
             match Kallsyms::read() {
@@ -138,7 +146,9 @@ impl CallCounter {
             let patched: BTreeMap<String, u64> = tracked
                 .versions
                 .iter()
-                .filter_map(|(patch, address)| address.as_ref().ok().map(|&a| (patch.clone(), delta(a))))
+                .filter_map(|(patch, address)| {
+                    address.as_ref().ok().map(|&a| (patch.clone(), delta(a)))
+                })
                 .collect();
             let reached: u64 = patched.values().sum();
             if entered == 0 && reached == 0 {
@@ -181,7 +191,10 @@ impl CallCounter {
             .symbol_at(address)
             .ok_or_else(|| format!("no symbol at {address:#x}"))?;
         if !self.kallsyms.is_unique(&symbol.name) {
-            return Err(format!("{} is not a unique symbol name, so no kprobe can name it", symbol.name));
+            return Err(format!(
+                "{} is not a unique symbol name, so no kprobe can name it",
+                symbol.name
+            ));
         }
         let name = symbol.name.clone();
         let program: &mut KProbe = program(ebpf)?;
@@ -220,5 +233,6 @@ fn blind_spot(tracked: &Tracked, entered: u64, reached: u64) -> Option<String> {
     }
     // Every call enters the original first, so more replacement calls than
     // entries mean the entry probe missed calls.
-    (reached > entered).then(|| format!("original entry saw {entered} calls but replacements saw {reached}"))
+    (reached > entered)
+        .then(|| format!("original entry saw {entered} calls but replacements saw {reached}"))
 }

@@ -28,7 +28,9 @@ impl Kallsyms {
         let mut table = Kallsyms::default();
         for line in text.lines() {
             let mut fields = line.split_whitespace();
-            let (Some(address), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next()) else {
+            let (Some(address), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
                 continue;
             };
             if !matches!(kind, "t" | "T") {
@@ -45,8 +47,15 @@ impl Kallsyms {
                 name: name.to_owned(),
                 module,
             };
-            table.by_address.entry(address).or_insert_with(|| symbol.clone());
-            table.by_name.entry(symbol.name.clone()).or_default().push(symbol);
+            table
+                .by_address
+                .entry(address)
+                .or_insert_with(|| symbol.clone());
+            table
+                .by_name
+                .entry(symbol.name.clone())
+                .or_default()
+                .push(symbol);
         }
         table
     }
@@ -71,7 +80,12 @@ impl Kallsyms {
         let candidates: Vec<&Symbol> = self
             .by_name
             .get(name)
-            .map(|symbols| symbols.iter().filter(|s| s.module.as_deref() == module).collect())
+            .map(|symbols| {
+                symbols
+                    .iter()
+                    .filter(|s| s.module.as_deref() == module)
+                    .collect()
+            })
             .unwrap_or_default();
         match (candidates.len(), sympos) {
             (0, _) => Err(format!("{object}:{name} is not in kallsyms")),
@@ -90,7 +104,9 @@ impl Kallsyms {
 
     /// Whether only one text symbol has this name, so a kprobe can name it.
     pub fn is_unique(&self, name: &str) -> bool {
-        self.by_name.get(name).is_some_and(|symbols| symbols.len() == 1)
+        self.by_name
+            .get(name)
+            .is_some_and(|symbols| symbols.len() == 1)
     }
 }
 
@@ -111,10 +127,19 @@ ffffffff81400000 D some_data
     #[test]
     fn resolves_vmlinux_and_module_symbols() {
         let table = Kallsyms::parse(TEXT);
-        assert_eq!(table.resolve("vmlinux", "cmdline_proc_show", 0), Ok(0xffffffff81100000));
-        assert_eq!(table.resolve("test_klp_callbacks_busy", "busymod_work_func", 0), Ok(0xffffffffc0002000));
+        assert_eq!(
+            table.resolve("vmlinux", "cmdline_proc_show", 0),
+            Ok(0xffffffff81100000)
+        );
+        assert_eq!(
+            table.resolve("test_klp_callbacks_busy", "busymod_work_func", 0),
+            Ok(0xffffffffc0002000)
+        );
         assert!(table.resolve("vmlinux", "busymod_work_func", 0).is_err());
-        assert!(table.resolve("vmlinux", "some_data", 0).is_err(), "data symbols are not functions");
+        assert!(
+            table.resolve("vmlinux", "some_data", 0).is_err(),
+            "data symbols are not functions"
+        );
     }
 
     #[test]

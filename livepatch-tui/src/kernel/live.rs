@@ -249,7 +249,10 @@ impl Pump {
                     }
                 }
                 Event::PatchStateId { patch, id, version } => {
-                    let state = StateInfo { id: *id, version: *version };
+                    let state = StateInfo {
+                        id: *id,
+                        version: *version,
+                    };
                     self.states.entry(patch.clone()).or_default().push(state);
                 }
                 Event::TransitionCompleted { .. }

@@ -59,8 +59,12 @@ impl Decoder {
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
             .and_then(RawKind::from_u32);
         let records = match kind {
-            Some(RawKind::PatchFunction) => read_raw::<RawFunction>(bytes).map(|raw| function_record(&raw)),
-            Some(RawKind::PatchStateId) => read_raw::<RawState>(bytes).map(|raw| state_record(&raw)),
+            Some(RawKind::PatchFunction) => {
+                read_raw::<RawFunction>(bytes).map(|raw| function_record(&raw))
+            }
+            Some(RawKind::PatchStateId) => {
+                read_raw::<RawState>(bytes).map(|raw| state_record(&raw))
+            }
             _ => read_raw::<RawEvent>(bytes).map(|raw| self.decode(&raw)),
         };
         records.unwrap_or_else(|| {
