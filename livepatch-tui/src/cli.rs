@@ -61,6 +61,14 @@ pub enum Command {
     /// Lists every kernel hook, whether it attaches on this kernel, and what
     /// it feeds. Needs root.
     Probes,
+    /// Polls every task's /proc patch_state at an interval until SIGINT: the
+    /// baseline the scale benchmark compares the probes with.
+    #[command(hide = true)]
+    PollBaseline {
+        /// Interval between polls, in milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        interval_ms: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! produce [`event::Record`]s; [`model::Model::apply`] folds them into one
 //! picture; the dashboard, the JSON log and the metrics read that picture.
 
+pub mod baseline;
 pub mod cli;
 pub mod event;
 pub mod headless;

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dashboard = !matches!(
         cli.command,
-        Some(Command::Log(_) | Command::Check(_) | Command::Probes)
+        Some(Command::Log(_) | Command::Check(_) | Command::Probes | Command::PollBaseline { .. })
     );
     livepatch_tui::headless::init_diagnostics(cli.diagnostics.as_deref(), dashboard)?;
 
@@ -55,6 +55,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Log(args)) => headless::run_log(&args, &cli.live).await,
         Some(Command::Check(args)) => livepatch_tui::validator::run_check(&args),
         Some(Command::Probes) => kernel::list_probes().await,
+        Some(Command::PollBaseline { interval_ms }) => {
+            livepatch_tui::baseline::run(std::time::Duration::from_millis(interval_ms)).await
+        }
         Some(Command::Replay(args)) => {
             let recording = replay::read_log(&args.file)?;
             headless::report_skipped(&recording.skipped, &args.file.display().to_string());
