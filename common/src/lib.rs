@@ -192,7 +192,8 @@ pub struct RawFunction {
     pub function: [u8; NAME_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<RawFunction>() == 8 + 4 + 4 + 8 + 8 + 2 * OBJECT_LEN + NAME_LEN);
+const _: () =
+    assert!(core::mem::size_of::<RawFunction>() == 8 + 4 + 4 + 8 + 8 + 2 * OBJECT_LEN + NAME_LEN);
 
 /// One `klp_state` of a patch at `klp_enable_patch` (Linux 5.5+).
 #[repr(C)]

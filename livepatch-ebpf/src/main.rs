@@ -17,11 +17,11 @@ mod read;
 mod walk;
 
 use aya_ebpf::{
+    EbpfContext as _,
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
     macros::{fentry, kprobe, kretprobe, map},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{FEntryContext, ProbeContext, RetProbeContext},
-    EbpfContext as _,
 };
 use aya_log_ebpf::debug;
 use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind};
@@ -95,7 +95,8 @@ fn emit_current(kind: RawKind, fill: impl FnOnce(&mut RawEvent)) {
 fn emit_patch(kind: RawKind, patch: *const u8, value: i64) {
     emit_current(kind, |event| {
         let offsets = offsets();
-        let module: *const u8 = read_field(patch, offsets.klp_patch_mod).unwrap_or(core::ptr::null());
+        let module: *const u8 =
+            read_field(patch, offsets.klp_patch_mod).unwrap_or(core::ptr::null());
         read_str_at(&mut event.name, module, offsets.module_name);
         event.value = value;
     });
@@ -176,7 +177,8 @@ pub fn klp_check_and_switch_task_ret(ctx: RetProbeContext) -> u32 {
         read_task(event, args.task as *const u8, &offsets());
         event.value = code;
         if code == EADDRINUSE {
-            let name: *const u8 = read_field(args.old_name as *const u8, 0).unwrap_or(core::ptr::null());
+            let name: *const u8 =
+                read_field(args.old_name as *const u8, 0).unwrap_or(core::ptr::null());
             read_str_at(&mut event.name, name, 0);
         }
     });
@@ -240,7 +242,9 @@ pub fn klp_enable_patch(ctx: FEntryContext) -> u32 {
 #[kretprobe]
 pub fn klp_enable_patch_ret(ctx: RetProbeContext) -> u32 {
     let code: i32 = ctx.ret();
-    emit_current(RawKind::PatchEnableResult, |event| event.value = code as i64);
+    emit_current(RawKind::PatchEnableResult, |event| {
+        event.value = code as i64
+    });
     0
 }
 
@@ -258,7 +262,9 @@ pub fn klp_module_going(ctx: FEntryContext) -> u32 {
 
 #[inline(always)]
 fn emit_module(kind: RawKind, module: *const u8) {
-    emit_current(kind, |event| read_str_at(&mut event.name, module, offsets().module_name));
+    emit_current(kind, |event| {
+        read_str_at(&mut event.name, module, offsets().module_name)
+    });
 }
 
 #[fentry(function = "klp_patch_object")]
@@ -276,7 +282,9 @@ pub fn klp_unpatch_object(ctx: FEntryContext) -> u32 {
 /// Emits an event named after `obj->name`, which is NULL for vmlinux.
 #[inline(always)]
 fn emit_object(kind: RawKind, object: *const u8) {
-    emit_current(kind, |event| read_str_field(&mut event.name, object, offsets().klp_object_name));
+    emit_current(kind, |event| {
+        read_str_field(&mut event.name, object, offsets().klp_object_name)
+    });
 }
 
 #[fentry(function = "klp_unpatch_replaced_patches")]

@@ -1,7 +1,7 @@
 //! Reads of kernel memory at offsets taken from BTF.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
-use livepatch_common::{KernelOffsets, RawEvent, COMM_LEN, CPU_UNKNOWN, OFFSET_MISSING};
+use livepatch_common::{COMM_LEN, CPU_UNKNOWN, KernelOffsets, OFFSET_MISSING, RawEvent};
 
 /// Reads the `T` at `base + offset`, or `None` when the base is NULL, the
 /// kernel lacks the field, or the read faults.

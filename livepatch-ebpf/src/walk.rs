@@ -53,7 +53,12 @@ fn walk_objects(patch: *const u8, name: &[u8; OBJECT_LEN], offsets: &KernelOffse
 }
 
 #[inline(never)]
-fn walk_functions(object: *const u8, functions: u64, patch: &[u8; OBJECT_LEN], offsets: &KernelOffsets) {
+fn walk_functions(
+    object: *const u8,
+    functions: u64,
+    patch: &[u8; OBJECT_LEN],
+    offsets: &KernelOffsets,
+) {
     unrolled!(index in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31] {
         let function = (functions + u64::from(index) * u64::from(offsets.klp_func_size)) as *const u8;

@@ -81,7 +81,10 @@ pub struct LogArgs {
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
 
-    /// Serves Prometheus metrics on ADDR (e.g. 127.0.0.1:9477).
+    /// Serves Prometheus metrics at http://ADDR/metrics (off by default).
+    /// Use a loopback address such as 127.0.0.1:9477: the endpoint has no
+    /// authentication. With --from, serves the recording's final state
+    /// until SIGINT or SIGTERM.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 }
