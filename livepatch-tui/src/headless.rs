@@ -9,20 +9,20 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::mpsc,
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::{LiveOptions, LogArgs},
     event::{Event, Record},
     kernel::LiveSource,
-    model::Model,
+    metrics::{self, Clock, SharedState},
     sink::json::JsonLinesWriter,
     source::replay::{self, SkippedLine},
     validator,
 };
+
+/// How long the live source may take to send its last records at exit.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Sets up the tool's own diagnostics (the `log` crate): to stderr for the
 /// headless commands, to `file` or nowhere while the dashboard owns the
@@ -69,13 +69,21 @@ pub fn report_skipped(skipped: &[SkippedLine], source: &str) {
     }
 }
 
-/// The `log` command.
+/// Runs the `log` command. With `--metrics`, it also serves Prometheus metrics
+/// computed from the records it writes: while it logs, for a live source,
+/// and after the whole recording until SIGINT or SIGTERM, for `--from`.
 pub async fn run_log(args: &LogArgs, live: &LiveOptions) -> anyhow::Result<ExitCode> {
-    if let Some(address) = args.metrics {
-        anyhow::bail!(
-            "cannot serve metrics on {address}: the metrics endpoint is not available in this version"
-        );
-    }
+    let state = SharedState::default();
+    let clock = if args.from.is_some() {
+        Clock::LastEvent
+    } else {
+        Clock::Monotonic
+    };
+    let metrics = match args.metrics {
+        Some(address) => Some(metrics::Server::bind(address, state.clone(), clock).await?),
+        None => None,
+    };
+
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             OpenOptions::new()
@@ -87,7 +95,7 @@ pub async fn run_log(args: &LogArgs, live: &LiveOptions) -> anyhow::Result<ExitC
         None => Box::new(io::stdout().lock()),
     };
     let mut logger = Logger {
-        model: Model::new(),
+        state,
         writer: JsonLinesWriter::new(out),
     };
 
@@ -98,57 +106,116 @@ pub async fn run_log(args: &LogArgs, live: &LiveOptions) -> anyhow::Result<ExitC
             for record in &recording.records {
                 logger.handle(record, false)?;
             }
+            if let Some(server) = metrics {
+                serve_until_signal(server).await?;
+            }
         }
         None => {
             let source = LiveSource::start(live).await?;
-            logger.follow(source.records).await?;
+            if let Some(server) = metrics {
+                start_serving(server);
+            }
+            logger.follow(source).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serves metrics in a task of its own, which ends with the runtime.
+fn start_serving(server: metrics::Server) {
+    match server.local_addr() {
+        Ok(address) => log::info!(
+            "serving metrics at http://{address}{}",
+            metrics::METRICS_PATH
+        ),
+        Err(error) => log::warn!("serving metrics on an unknown address: {error}"),
+    }
+    tokio::spawn(server.serve());
+}
+
+/// Serves the metrics of a finished recording until SIGINT or SIGTERM.
+async fn serve_until_signal(server: metrics::Server) -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+    start_serving(server);
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    log::info!("metrics endpoint stopped by a signal");
+    Ok(())
+}
+
 struct Logger<W: Write> {
-    model: Model,
+    /// The model and the metrics' counters, shared with the metrics
+    /// endpoint.
+    state: SharedState,
     writer: JsonLinesWriter<W>,
 }
 
 impl<W: Write> Logger<W> {
-    /// Writes records until SIGINT or SIGTERM, then writes what is already
-    /// queued and returns.
-    async fn follow(&mut self, mut records: mpsc::Receiver<Record>) -> anyhow::Result<()> {
+    /// Writes records until SIGINT or SIGTERM, then asks the source for its
+    /// final counts and writes everything it still sends.
+    async fn follow(&mut self, mut source: LiveSource) -> anyhow::Result<()> {
         let mut interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
         let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
         loop {
             tokio::select! {
-                record = records.recv() => match record {
+                record = source.records.recv() => match record {
                     Some(record) => self.handle(&record, true)?,
                     None => {
                         log::error!("the live source stopped; see the messages above");
-                        break;
+                        return Ok(());
                     }
                 },
                 _ = interrupt.recv() => break,
                 _ = terminate.recv() => break,
             }
         }
-        while let Ok(record) = records.try_recv() {
-            self.handle(&record, true)?;
+
+        source.request_stop();
+        let final_records = async {
+            while let Some(record) = source.records.recv().await {
+                self.handle(&record, true)?;
+            }
+            anyhow::Ok(())
+        };
+        match tokio::time::timeout(STOP_TIMEOUT, final_records).await {
+            Ok(result) => result,
+            Err(_) => {
+                log::warn!(
+                    "the live source did not finish within {STOP_TIMEOUT:?}; its last counts are missing"
+                );
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Applies and writes one record. After an inventory, the validator's
     /// findings follow it; a recording already carries its own, so they are
     /// computed only for `fresh` records.
     fn handle(&mut self, record: &Record, fresh: bool) -> anyhow::Result<()> {
-        self.model.apply(record);
-        self.writer.write(record)?;
-        if let (true, Event::Inventory { patches }) = (fresh, &record.event) {
-            for finding in validator::validate(patches) {
-                let finding = Record::new(record.ts_ns, Event::Finding(finding));
-                self.model.apply(&finding);
-                self.writer.write(&finding)?;
+        let findings: Vec<Record> = match (fresh, &record.event) {
+            (true, Event::Inventory { patches }) => validator::validate(patches)
+                .into_iter()
+                .map(|finding| Record::new(record.ts_ns, Event::Finding(finding)))
+                .collect(),
+            _ => Vec::new(),
+        };
+
+        // One lock for the inventory and its findings, so that a scrape
+        // never renders the new patches without their findings.
+        {
+            let mut state = self.state.lock();
+            state.apply(record);
+            for finding in &findings {
+                state.apply(finding);
             }
+        }
+
+        self.writer.write(record)?;
+        for finding in &findings {
+            self.writer.write(finding)?;
         }
         Ok(())
     }
