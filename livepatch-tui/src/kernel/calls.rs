@@ -73,6 +73,17 @@ impl CallCounter {
         })
     }
 
+    /// Whether the symbol table lacks `address`, which happens for the
+    /// replacements of a patch module loaded after it was read.
+    pub fn needs_symbols(&self, address: u64) -> bool {
+        self.kallsyms.symbol_at(address).is_none()
+    }
+
+    /// Replaces the symbol table with a newer read.
+    pub fn set_symbols(&mut self, kallsyms: Kallsyms) {
+        self.kallsyms = kallsyms;
+    }
+
     /// Starts counting one function of a patch that is being enabled.
     pub fn track(
         &mut self,
@@ -83,13 +94,6 @@ impl CallCounter {
         sympos: u32,
         new_func: u64,
     ) {
-        // The patch module loaded just now, after kallsyms was last read.
-        if self.kallsyms.symbol_at(new_func).is_none() {
-            match Kallsyms::read() {
-                Ok(table) => self.kallsyms = table,
-                Err(error) => log::warn!("kallsyms not refreshed: {error:#}"),
-            }
-        }
         let key = (object.to_owned(), function.to_owned(), sympos);
         let original = self.kallsyms.resolve(object, function, sympos);
         let original = match original {

@@ -16,9 +16,13 @@ use aya_log::EbpfLogger;
 use tokio::{
     io::unix::AsyncFd,
     sync::{mpsc, oneshot},
+    task::JoinHandle,
 };
 
-use super::{btf::Btf, calls::CallCounter, decode::Decoder, offsets, preflight, probes, sysfs};
+use super::{
+    btf::Btf, calls::CallCounter, decode::Decoder, kallsyms::Kallsyms, offsets, preflight, probes,
+    sysfs,
+};
 use crate::{
     cli::LiveOptions,
     event::{Event, PatchInfo, Record, StateInfo},
@@ -119,6 +123,8 @@ impl LiveSource {
             inventory: None,
             forced: HashSet::new(),
             states: HashMap::new(),
+            pending_functions: Vec::new(),
+            kallsyms_read: None,
             lost_reported: 0,
         };
         tokio::spawn(pump.run());
@@ -157,6 +163,10 @@ struct Pump {
     forced: HashSet<String>,
     /// `klp_state`s of the patches seen loading; sysfs does not show them.
     states: HashMap<String, Vec<StateInfo>>,
+    /// Functions waiting for their call counters until a fresh read of
+    /// kallsyms, which runs off the loop because it is slow.
+    pending_functions: Vec<PendingFunction>,
+    kallsyms_read: Option<JoinHandle<anyhow::Result<Kallsyms>>>,
     lost_reported: u64,
 }
 
@@ -190,6 +200,7 @@ impl Pump {
                 _ = sysfs_tick.tick() => self.refresh_inventory().await?,
                 _ = lost_tick.tick() => self.report_lost().await?,
                 _ = calls_tick.tick() => self.report_calls().await?,
+                read = kallsyms_done(&mut self.kallsyms_read) => self.track_pending(read),
                 _ = &mut self.stop_requested => {
                     self.drain_ring().await?;
                     self.report_calls().await?;
@@ -230,9 +241,43 @@ impl Pump {
                 sympos,
                 new_func,
                 ..
-            } => calls.track(&mut self.ebpf, patch, object, function, *sympos, *new_func),
-            Event::PatchRemoved { patch } => calls.untrack_patch(&mut self.ebpf, patch),
+            } => {
+                let pending = PendingFunction {
+                    patch: patch.clone(),
+                    object: object.clone(),
+                    function: function.clone(),
+                    sympos: *sympos,
+                    new_func: *new_func,
+                };
+                if !calls.needs_symbols(*new_func) && self.kallsyms_read.is_none() {
+                    pending.track(calls, &mut self.ebpf);
+                    return;
+                }
+                self.pending_functions.push(pending);
+                if self.kallsyms_read.is_none() {
+                    self.kallsyms_read = Some(tokio::task::spawn_blocking(Kallsyms::read));
+                }
+            }
+            Event::PatchRemoved { patch } => {
+                self.pending_functions.retain(|p| &p.patch != patch);
+                calls.untrack_patch(&mut self.ebpf, patch);
+            }
             _ => {}
+        }
+    }
+
+    /// Attaches the counters that waited for a fresh kallsyms read.
+    fn track_pending(&mut self, read: anyhow::Result<Kallsyms>) {
+        self.kallsyms_read = None;
+        let Some(calls) = &mut self.calls else {
+            return;
+        };
+        match read {
+            Ok(kallsyms) => calls.set_symbols(kallsyms),
+            Err(error) => log::warn!("kallsyms not refreshed: {error:#}"),
+        }
+        for pending in std::mem::take(&mut self.pending_functions) {
+            pending.track(calls, &mut self.ebpf);
         }
     }
 
@@ -331,6 +376,41 @@ fn watch<T: std::os::fd::AsRawFd>(map: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: the map owns its descriptor, which stays open and unchanged
     // until the map, and with it the AsyncFd, is dropped.
     unsafe { AsyncFd::register(map) }.map_err(|error| error.into_parts().1)
+}
+
+/// A function of a patch whose call counters are not attached yet.
+struct PendingFunction {
+    patch: String,
+    object: String,
+    function: String,
+    sympos: u32,
+    new_func: u64,
+}
+
+impl PendingFunction {
+    fn track(&self, calls: &mut CallCounter, ebpf: &mut Ebpf) {
+        calls.track(
+            ebpf,
+            &self.patch,
+            &self.object,
+            &self.function,
+            self.sympos,
+            self.new_func,
+        );
+    }
+}
+
+/// Waits for the kallsyms read in flight; never, when there is none.
+async fn kallsyms_done(
+    read: &mut Option<JoinHandle<anyhow::Result<Kallsyms>>>,
+) -> anyhow::Result<Kallsyms> {
+    match read {
+        Some(handle) => match handle.await {
+            Ok(result) => result,
+            Err(error) => Err(anyhow::anyhow!("kallsyms read failed: {error}")),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads every record waiting in the ring buffer.
