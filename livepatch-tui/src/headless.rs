@@ -163,10 +163,8 @@ impl<W: Write> Logger<W> {
             tokio::select! {
                 record = source.records.recv() => match record {
                     Some(record) => self.handle(&record, true)?,
-                    None => {
-                        log::error!("the live source stopped; see the messages above");
-                        return Ok(());
-                    }
+                    // A non-zero exit lets a service manager restart the log.
+                    None => anyhow::bail!("the live source stopped; see the messages above"),
                 },
                 _ = interrupt.recv() => break,
                 _ = terminate.recv() => break,

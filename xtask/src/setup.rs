@@ -140,7 +140,26 @@ fn install_lab_packages() -> Result<()> {
             .args(["install", "-y", "--no-install-recommends"])
             .args(LAB_PACKAGES)
             .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    )?;
+    stop_packaged_prometheus();
+    Ok(())
+}
+
+/// Stops the Prometheus service that Debian's package starts under systemd:
+/// the tests run their own on loopback, and a server listening on every
+/// interface is not something a test set-up should leave behind.
+fn stop_packaged_prometheus() {
+    let active = Command::new("systemctl")
+        .args(["is-active", "--quiet", "prometheus"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !active {
+        return;
+    }
+    println!("setup: systemctl disable --now prometheus (the tests start their own)");
+    if let Err(error) = command::run(Command::new("systemctl").args(["disable", "--now", "prometheus"])) {
+        println!("setup: could not stop the packaged Prometheus: {error:#}");
+    }
 }
 
 fn is_package_installed(package: &str) -> bool {
