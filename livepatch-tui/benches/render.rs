@@ -237,6 +237,7 @@ fn main() {
     let header = Header {
         kernel: Some("bench".into()),
         mode: "live".into(),
+        skipped_lines: 0,
     };
     let before = live_bytes();
     let mut app = App::live(header, Theme::colored());
