@@ -277,6 +277,10 @@ pub enum Event {
     PatchLoadFailed {
         patch: String,
         error: i32,
+        /// Functions and `klp_state` ids that loaded patches of other
+        /// replace sets already own, as far as the tool can tell.
+        #[serde(default)]
+        conflicts: Vec<String>,
     },
     TransitionStarted {
         patch: String,
@@ -503,6 +507,7 @@ mod tests {
             Event::PatchLoadFailed {
                 patch: "a".into(),
                 error: -22,
+                conflicts: vec!["vmlinux:f,0 is patched by b in replace set 1".into()],
             },
             Event::TransitionStarted {
                 patch: "a".into(),

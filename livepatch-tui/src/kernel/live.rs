@@ -123,6 +123,7 @@ impl LiveSource {
             inventory: None,
             forced: HashSet::new(),
             states: HashMap::new(),
+            functions: HashMap::new(),
             pending_functions: Vec::new(),
             kallsyms_read: None,
             lost_reported: 0,
@@ -163,6 +164,8 @@ struct Pump {
     forced: HashSet<String>,
     /// `klp_state`s of the patches seen loading; sysfs does not show them.
     states: HashMap<String, Vec<StateInfo>>,
+    /// Functions of the patches seen loading, to explain a refused load.
+    functions: HashMap<String, Vec<FunctionRef>>,
     /// Functions waiting for their call counters until a fresh read of
     /// kallsyms, which runs off the loop because it is slow.
     pending_functions: Vec<PendingFunction>,
@@ -283,9 +286,39 @@ impl Pump {
 
     async fn forward(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
         let mut inventory_changed = false;
-        for record in records {
+        for mut record in records {
             self.follow_patches(&record.event);
-            match &record.event {
+            match &mut record.event {
+                Event::PatchFunction {
+                    patch,
+                    object,
+                    function,
+                    sympos,
+                    ..
+                } => {
+                    let entry = FunctionRef {
+                        object: object.clone(),
+                        name: function.clone(),
+                        sympos: *sympos,
+                    };
+                    self.functions.entry(patch.clone()).or_default().push(entry);
+                }
+                Event::PatchLoadFailed {
+                    patch, conflicts, ..
+                } => {
+                    let functions = self
+                        .functions
+                        .get(patch.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let states = self
+                        .states
+                        .get(patch.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let loaded = self.inventory.as_deref().unwrap_or_default();
+                    *conflicts = explain_refusal(patch, functions, states, loaded);
+                }
                 Event::TransitionForced { patch } => {
                     // klp_force_transition() marks every loaded patch forced.
                     self.forced.insert(patch.clone());
@@ -378,6 +411,54 @@ fn watch<T: std::os::fd::AsRawFd>(map: T) -> std::io::Result<AsyncFd<T>> {
     unsafe { AsyncFd::register(map) }.map_err(|error| error.into_parts().1)
 }
 
+/// Functions and state ids of a refused patch that enabled patches of other
+/// replace sets own: the kernel refuses such loads with replace sets, but
+/// returns only -EINVAL.
+fn explain_refusal(
+    refused: &str,
+    functions: &[FunctionRef],
+    states: &[StateInfo],
+    loaded: &[PatchInfo],
+) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    for other in loaded.iter().filter(|p| p.enabled && p.name != refused) {
+        let set = other
+            .replace_set
+            .map_or("none".to_owned(), |s| s.to_string());
+        for function in functions {
+            let owned = other.objects.iter().any(|o| {
+                o.name == function.object
+                    && o.functions
+                        .iter()
+                        .any(|f| f.name == function.name && f.sympos == function.sympos)
+            });
+            if owned {
+                conflicts.push(format!(
+                    "{}:{},{} is patched by {} in replace set {set}",
+                    function.object, function.name, function.sympos, other.name
+                ));
+            }
+        }
+        for state in states
+            .iter()
+            .filter(|s| other.states.iter().any(|o| o.id == s.id))
+        {
+            conflicts.push(format!(
+                "klp_state id {} is used by {} in replace set {set}",
+                state.id, other.name
+            ));
+        }
+    }
+    conflicts
+}
+
+/// A function a patch replaces.
+struct FunctionRef {
+    object: String,
+    name: String,
+    sympos: u32,
+}
+
 /// A function of a patch whose call counters are not attached yet.
 struct PendingFunction {
     patch: String,
@@ -464,6 +545,37 @@ mod tests {
             name: name.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn refusal_names_other_set_function() {
+        let mut owner = patch("owner");
+        owner.enabled = true;
+        owner.replace_set = Some(1);
+        owner.objects = vec![crate::event::ObjectInfo {
+            name: "vmlinux".into(),
+            patched: Some(true),
+            functions: vec![crate::event::FunctionInfo {
+                name: "f".into(),
+                sympos: 1,
+            }],
+        }];
+        owner.states = vec![StateInfo { id: 4, version: 1 }];
+        let functions = [FunctionRef {
+            object: "vmlinux".into(),
+            name: "f".into(),
+            sympos: 1,
+        }];
+        let states = [StateInfo { id: 4, version: 2 }];
+
+        let conflicts = explain_refusal("new", &functions, &states, &[owner]);
+        assert_eq!(
+            conflicts,
+            vec![
+                "vmlinux:f,1 is patched by owner in replace set 1".to_string(),
+                "klp_state id 4 is used by owner in replace set 1".to_string(),
+            ]
+        );
     }
 
     #[test]

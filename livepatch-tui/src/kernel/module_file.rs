@@ -283,7 +283,7 @@ fn read_functions(
         };
         functions.push(FunctionInfo {
             name: elf.string(old_name).context("unreadable function name")?,
-            sympos: sympos as u32,
+            sympos: super::sysfs::sysfs_sympos(sympos),
         });
         function = advance(function, layouts.func_size);
     }

@@ -97,6 +97,13 @@ fn read_objects(dir: &Path) -> anyhow::Result<Option<Vec<ObjectInfo>>> {
     Ok(Some(objects))
 }
 
+/// `klp_func.old_sympos` as sysfs names it: 0 ("the only symbol of that
+/// name") appears as 1 in the function's directory name, so every reader
+/// compares positions in that form.
+pub fn sysfs_sympos(old_sympos: u64) -> u32 {
+    old_sympos.max(1) as u32
+}
+
 /// Parses a function directory name, `name,sympos`.
 pub fn parse_function_dir(text: &str) -> FunctionInfo {
     match text.rsplit_once(',') {

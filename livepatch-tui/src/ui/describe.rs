@@ -11,8 +11,16 @@ pub fn describe(event: &Event) -> String {
         Event::Inventory { patches } => inventory_line(patches),
         Event::PatchAdded { patch } => format!("patch added: {patch}"),
         Event::PatchRemoved { patch } => format!("patch removed: {patch}"),
-        Event::PatchLoadFailed { patch, error } => {
-            format!("patch {patch} rejected by the kernel: {}", errno(*error))
+        Event::PatchLoadFailed {
+            patch,
+            error,
+            conflicts,
+        } => {
+            let mut line = format!("patch {patch} rejected by the kernel: {}", errno(*error));
+            if !conflicts.is_empty() {
+                line.push_str(&format!(" ({})", conflicts.join("; ")));
+            }
+            line
         }
         Event::TransitionStarted { patch, target } => {
             format!("transition started: {patch} → {}", target.as_str())
@@ -226,6 +234,7 @@ mod tests {
         let event = Event::PatchLoadFailed {
             patch: "p".into(),
             error: -22,
+            conflicts: Vec::new(),
         };
         assert_eq!(
             describe(&event),

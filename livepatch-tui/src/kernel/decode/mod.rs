@@ -128,6 +128,7 @@ impl Decoder {
                 vec![Event::PatchLoadFailed {
                     patch,
                     error: raw.value as i32,
+                    conflicts: Vec::new(),
                 }]
             }
             RawKind::ModuleComing => vec![Event::ModuleComing { module: name }],
@@ -311,7 +312,7 @@ fn function_record(raw: &RawFunction) -> Vec<Record> {
         patch: c_string(&raw.patch),
         object: object_name(c_string(&raw.object)),
         function: c_string(&raw.function),
-        sympos: raw.old_sympos as u32,
+        sympos: super::sysfs::sysfs_sympos(raw.old_sympos),
         new_func: raw.new_func,
         truncated: raw.truncated != 0,
     };

@@ -271,7 +271,8 @@ fn failed_load_reported_with_cumulative_flag() {
         events,
         vec![Event::PatchLoadFailed {
             patch: "lp".into(),
-            error: -22
+            error: -22,
+            conflicts: Vec::new(),
         }]
     );
     assert_eq!(decoder.cumulative("lp"), Some(true));
