@@ -77,6 +77,9 @@ pub enum RawKind {
     PatchFunction = 19,
     /// One `klp_state` of a patch being enabled, sent as a [`RawState`].
     PatchStateId = 20,
+    /// The kernel stack of a task that failed its check, sent as a
+    /// [`RawStack`] right after the [`RawKind::TaskChecked`] record.
+    TaskStack = 21,
 }
 
 impl RawKind {
@@ -105,6 +108,7 @@ impl RawKind {
             18 => UnpatchReplaced,
             19 => PatchFunction,
             20 => PatchStateId,
+            21 => TaskStack,
             _ => return None,
         };
         Some(kind)
@@ -211,6 +215,28 @@ pub struct RawState {
 }
 
 const _: () = assert!(core::mem::size_of::<RawState>() == 8 + 4 + 4 + 8 + OBJECT_LEN);
+
+/// Return addresses kept of a blocked task's kernel stack.
+pub const STACK_FRAMES: usize = 32;
+
+/// The kernel stack of a task that failed its check
+/// (`bpf_get_task_stack`), innermost frame first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawStack {
+    pub ts_ns: u64,
+    /// [`RawKind::TaskStack`].
+    pub kind: u32,
+    /// Thread id of the task.
+    pub pid: u32,
+    /// Frames filled in `ips`.
+    pub frames: u32,
+    /// Always zero; keeps `ips` aligned.
+    pub reserved: u32,
+    pub ips: [u64; STACK_FRAMES],
+}
+
+const _: () = assert!(core::mem::size_of::<RawStack>() == 8 + 4 * 4 + 8 * STACK_FRAMES);
 
 /// Struct field offsets, in bytes, read from the running kernel's BTF at
 /// start-up and handed to the eBPF programs as a load-time global.
@@ -326,4 +352,5 @@ mod user {
     unsafe impl aya::Pod for super::RawEvent {}
     unsafe impl aya::Pod for super::RawFunction {}
     unsafe impl aya::Pod for super::RawState {}
+    unsafe impl aya::Pod for super::RawStack {}
 }

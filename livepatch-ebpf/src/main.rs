@@ -24,7 +24,7 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext, RetProbeContext},
 };
 use aya_log_ebpf::debug;
-use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind};
+use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind, RawStack, STACK_FRAMES};
 
 use crate::read::{read_field, read_str_at, read_str_field, read_task};
 
@@ -47,6 +47,38 @@ static CHECK_ARGS: HashMap<u64, CheckArgs> = HashMap::with_max_entries(4096, 0);
 
 /// `-EADDRINUSE`: the checked task sleeps in a function being patched.
 const EADDRINUSE: i64 = -98;
+/// `-EINVAL`: the checked task's stack is unreliable.
+const EINVAL: i64 = -22;
+
+/// Sends the kernel stack of `task`, which klp_check_and_switch_task() holds
+/// still (task_call_func() locks it) while the kretprobe runs.
+#[inline(always)]
+fn emit_stack(task: u64) {
+    let Some(mut entry) = EVENTS.reserve::<RawStack>(0) else {
+        count_lost();
+        return;
+    };
+    let record = entry.write(RawStack {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind: RawKind::TaskStack as u32,
+        pid: read_field::<i32>(task as *const u8, offsets().task_pid).unwrap_or(0) as u32,
+        frames: 0,
+        reserved: 0,
+        ips: [0; STACK_FRAMES],
+    });
+    let size = (STACK_FRAMES * 8) as u32;
+    // SAFETY: `ips` is STACK_FRAMES u64s inside the reserved record.
+    let bytes = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_task_stack(
+            task as *mut _,
+            record.ips.as_mut_ptr().cast(),
+            size,
+            0,
+        )
+    };
+    record.frames = if bytes > 0 { (bytes / 8) as u32 } else { 0 };
+    entry.submit(0);
+}
 
 fn offsets() -> KernelOffsets {
     // SAFETY: OFFSETS is a plain global; the volatile read keeps the compiler
@@ -182,7 +214,10 @@ pub fn klp_check_and_switch_task_ret(ctx: RetProbeContext) -> u32 {
             read_str_at(&mut event.name, name, 0);
         }
     });
-    if code != 0 && code != EADDRINUSE && code != -16 && code != -22 {
+    if code == EADDRINUSE || code == EINVAL {
+        emit_stack(args.task);
+    }
+    if code != 0 && code != EADDRINUSE && code != -16 && code != EINVAL {
         debug!(&ctx, "klp_check_and_switch_task returned {}", code);
     }
     0

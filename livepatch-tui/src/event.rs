@@ -326,6 +326,16 @@ pub enum Event {
         /// The CPU the task ran on, for `running`.
         cpu: Option<u32>,
     },
+    /// The kernel stack of a blocked task, innermost frame first; sent when
+    /// it differs from the task's previous one in this transition.
+    TaskStack {
+        #[serde(flatten)]
+        task: TaskRef,
+        /// The patched function it sleeps in, to mark in the stack.
+        function: Option<String>,
+        /// `function+0xoffset [module]`, or a hex address without symbols.
+        frames: Vec<String>,
+    },
     /// A module that livepatches target is being loaded.
     ModuleComing {
         module: String,
@@ -408,6 +418,7 @@ impl Event {
             Self::TransitionPass { .. } => "transition_pass",
             Self::TaskSwitched { .. } => "task_switched",
             Self::TaskBlocked { .. } => "task_blocked",
+            Self::TaskStack { .. } => "task_stack",
             Self::ModuleComing { .. } => "module_coming",
             Self::ModuleGoing { .. } => "module_going",
             Self::ObjectPatched { .. } => "object_patched",

@@ -40,10 +40,19 @@ impl Tracked {
     }
 }
 
+/// A function a patch replaces, and the address of its replacement.
+#[derive(Clone, Debug)]
+pub struct ReplacedFunction {
+    pub patch: String,
+    pub object: String,
+    pub function: String,
+    pub sympos: u32,
+    pub new_func: u64,
+}
+
 /// Attaches and detaches the counters as patches come and go, and turns the
 /// kernel's running totals into per-interval `calls` events.
 pub struct CallCounter {
-    kallsyms: Kallsyms,
     counts: PerCpuHashMap<MapData, u64, u64>,
     links: HashMap<u64, KProbeLinkId>,
     functions: BTreeMap<FunctionKey, Tracked>,
@@ -64,7 +73,6 @@ impl CallCounter {
             .take_map("CALLS")
             .ok_or_else(|| anyhow::anyhow!("map CALLS missing from the eBPF object"))?;
         Ok(Self {
-            kallsyms: Kallsyms::read()?,
             counts: PerCpuHashMap::try_from(map)?,
             links: HashMap::new(),
             functions: BTreeMap::new(),
@@ -73,34 +81,23 @@ impl CallCounter {
         })
     }
 
-    /// Whether the symbol table lacks `address`, which happens for the
-    /// replacements of a patch module loaded after it was read.
-    pub fn needs_symbols(&self, address: u64) -> bool {
-        self.kallsyms.symbol_at(address).is_none()
-    }
-
-    /// Replaces the symbol table with a newer read.
-    pub fn set_symbols(&mut self, kallsyms: Kallsyms) {
-        self.kallsyms = kallsyms;
-    }
-
     /// Starts counting one function of a patch that is being enabled.
-    pub fn track(
-        &mut self,
-        ebpf: &mut Ebpf,
-        patch: &str,
-        object: &str,
-        function: &str,
-        sympos: u32,
-        new_func: u64,
-    ) {
+    pub fn track(&mut self, ebpf: &mut Ebpf, kallsyms: &Kallsyms, replaced: &ReplacedFunction) {
+        let ReplacedFunction {
+            patch,
+            object,
+            function,
+            sympos,
+            new_func,
+        } = replaced;
+        let (sympos, new_func) = (*sympos, *new_func);
         let key = (object.to_owned(), function.to_owned(), sympos);
-        let original = self.kallsyms.resolve(object, function, sympos);
+        let original = kallsyms.resolve(object, function, sympos);
         let original = match original {
-            Ok(address) => self.attach(ebpf, address).map(|()| address),
+            Ok(address) => self.attach(ebpf, kallsyms, address).map(|()| address),
             Err(reason) => Err(reason),
         };
-        let version = self.attach(ebpf, new_func).map(|()| new_func);
+        let version = self.attach(ebpf, kallsyms, new_func).map(|()| new_func);
         if let Err(reason) = &version {
             log::warn!("calls to {patch}'s {object}:{function} not counted: {reason}");
         }
@@ -186,15 +183,14 @@ impl CallCounter {
         totals
     }
 
-    fn attach(&mut self, ebpf: &mut Ebpf, address: u64) -> Result<(), String> {
+    fn attach(&mut self, ebpf: &mut Ebpf, kallsyms: &Kallsyms, address: u64) -> Result<(), String> {
         if self.links.contains_key(&address) {
             return Ok(());
         }
-        let symbol = self
-            .kallsyms
+        let symbol = kallsyms
             .symbol_at(address)
             .ok_or_else(|| format!("no symbol at {address:#x}"))?;
-        if !self.kallsyms.is_unique(&symbol.name) {
+        if !kallsyms.is_unique(&symbol.name) {
             return Err(format!(
                 "{} is not a unique symbol name, so no kprobe can name it",
                 symbol.name

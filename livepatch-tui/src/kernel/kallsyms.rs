@@ -20,6 +20,8 @@ pub struct Symbol {
 pub struct Kallsyms {
     by_name: HashMap<String, Vec<Symbol>>,
     by_address: HashMap<u64, Symbol>,
+    /// Addresses of `by_address`, ascending, for nearest-symbol lookups.
+    sorted: Vec<u64>,
 }
 
 impl Kallsyms {
@@ -57,7 +59,26 @@ impl Kallsyms {
                 .or_default()
                 .push(symbol);
         }
+        table.sorted = table.by_address.keys().copied().collect();
+        table.sorted.sort_unstable();
         table
+    }
+
+    /// Names a code address as `function+0xoffset [module]`, or in hex when
+    /// no symbol lies below it.
+    pub fn symbolize(&self, address: u64) -> String {
+        let index = self.sorted.partition_point(|&start| start <= address);
+        let Some(symbol) = index
+            .checked_sub(1)
+            .and_then(|i| self.by_address.get(&self.sorted[i]))
+        else {
+            return format!("{address:#x}");
+        };
+        let offset = address - symbol.address;
+        match &symbol.module {
+            Some(module) => format!("{}+{offset:#x} [{module}]", symbol.name),
+            None => format!("{}+{offset:#x}", symbol.name),
+        }
     }
 
     /// Reads the running kernel's symbols. Addresses read as zero without
@@ -149,6 +170,20 @@ ffffffff81400000 D some_data
         let error = table.resolve("vmlinux", "dup", 0).unwrap_err();
         assert!(error.contains("no sympos"), "{error}");
         assert!(table.resolve("vmlinux", "dup", 3).is_err());
+    }
+
+    #[test]
+    fn symbolize_names_nearest_symbol() {
+        let table = Kallsyms::parse(TEXT);
+        assert_eq!(
+            table.symbolize(0xffffffff81100010),
+            "cmdline_proc_show+0x10"
+        );
+        assert_eq!(
+            table.symbolize(0xffffffffc0002004),
+            "busymod_work_func+0x4 [test_klp_callbacks_busy]"
+        );
+        assert_eq!(table.symbolize(0x10), "0x10");
     }
 
     #[test]

@@ -20,8 +20,11 @@ use tokio::{
 };
 
 use super::{
-    btf::Btf, calls::CallCounter, decode::Decoder, kallsyms::Kallsyms, offsets, preflight, probes,
-    sysfs,
+    btf::Btf,
+    calls::{CallCounter, ReplacedFunction},
+    decode::Decoder,
+    kallsyms::Kallsyms,
+    offsets, preflight, probes, sysfs,
 };
 use crate::{
     cli::LiveOptions,
@@ -106,6 +109,10 @@ impl LiveSource {
             sender.send(Record::new(now, status)).await?;
             counter.ok()
         };
+        let kallsyms = Kallsyms::read().unwrap_or_else(|error| {
+            log::warn!("stack frames and call counters lack symbols: {error:#}");
+            Kallsyms::default()
+        });
         let (stop, stop_requested) = oneshot::channel();
 
         let pump = Pump {
@@ -126,6 +133,7 @@ impl LiveSource {
             functions: HashMap::new(),
             pending_functions: Vec::new(),
             kallsyms_read: None,
+            kallsyms,
             lost_reported: 0,
         };
         tokio::spawn(pump.run());
@@ -168,8 +176,11 @@ struct Pump {
     functions: HashMap<String, Vec<FunctionRef>>,
     /// Functions waiting for their call counters until a fresh read of
     /// kallsyms, which runs off the loop because it is slow.
-    pending_functions: Vec<PendingFunction>,
+    pending_functions: Vec<ReplacedFunction>,
     kallsyms_read: Option<JoinHandle<anyhow::Result<Kallsyms>>>,
+    /// Kernel symbols, for call counters and stack frames; empty when
+    /// /proc/kallsyms could not be read.
+    kallsyms: Kallsyms,
     lost_reported: u64,
 }
 
@@ -245,15 +256,15 @@ impl Pump {
                 new_func,
                 ..
             } => {
-                let pending = PendingFunction {
+                let pending = ReplacedFunction {
                     patch: patch.clone(),
                     object: object.clone(),
                     function: function.clone(),
                     sympos: *sympos,
                     new_func: *new_func,
                 };
-                if !calls.needs_symbols(*new_func) && self.kallsyms_read.is_none() {
-                    pending.track(calls, &mut self.ebpf);
+                if self.kallsyms.symbol_at(*new_func).is_some() && self.kallsyms_read.is_none() {
+                    calls.track(&mut self.ebpf, &self.kallsyms, &pending);
                     return;
                 }
                 self.pending_functions.push(pending);
@@ -272,15 +283,15 @@ impl Pump {
     /// Attaches the counters that waited for a fresh kallsyms read.
     fn track_pending(&mut self, read: anyhow::Result<Kallsyms>) {
         self.kallsyms_read = None;
+        match read {
+            Ok(kallsyms) => self.kallsyms = kallsyms,
+            Err(error) => log::warn!("kallsyms not refreshed: {error:#}"),
+        }
         let Some(calls) = &mut self.calls else {
             return;
         };
-        match read {
-            Ok(kallsyms) => calls.set_symbols(kallsyms),
-            Err(error) => log::warn!("kallsyms not refreshed: {error:#}"),
-        }
         for pending in std::mem::take(&mut self.pending_functions) {
-            pending.track(calls, &mut self.ebpf);
+            calls.track(&mut self.ebpf, &self.kallsyms, &pending);
         }
     }
 
@@ -303,6 +314,7 @@ impl Pump {
                     };
                     self.functions.entry(patch.clone()).or_default().push(entry);
                 }
+                Event::TaskStack { frames, .. } => self.symbolize(frames),
                 Event::PatchLoadFailed {
                     patch, conflicts, ..
                 } => {
@@ -344,6 +356,18 @@ impl Pump {
             self.refresh_inventory().await?;
         }
         Ok(())
+    }
+
+    /// Replaces the hex addresses of stack frames with symbol names.
+    fn symbolize(&self, frames: &mut [String]) {
+        for frame in frames {
+            let address = frame
+                .strip_prefix("0x")
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            if let Some(address) = address {
+                *frame = self.kallsyms.symbolize(address);
+            }
+        }
     }
 
     /// Reads sysfs and, when anything changed, sends `patch_added`,
@@ -457,28 +481,6 @@ struct FunctionRef {
     object: String,
     name: String,
     sympos: u32,
-}
-
-/// A function of a patch whose call counters are not attached yet.
-struct PendingFunction {
-    patch: String,
-    object: String,
-    function: String,
-    sympos: u32,
-    new_func: u64,
-}
-
-impl PendingFunction {
-    fn track(&self, calls: &mut CallCounter, ebpf: &mut Ebpf) {
-        calls.track(
-            ebpf,
-            &self.patch,
-            &self.object,
-            &self.function,
-            self.sympos,
-            self.new_func,
-        );
-    }
 }
 
 /// Waits for the kallsyms read in flight; never, when there is none.

@@ -125,6 +125,7 @@ impl Model {
                     .blocked(task, *reason, function.as_deref(), *attempts, *cpu, ts_ns);
                 self.note_tasks_left(ts_ns);
             }
+            Event::TaskStack { task, frames, .. } => self.tasks.set_stack(task, frames),
             Event::Finding(finding) => self.findings.push(finding.clone()),
             Event::ProbeStatus {
                 probe,

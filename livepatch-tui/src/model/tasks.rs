@@ -42,6 +42,9 @@ pub struct Task {
     pub via: Option<SwitchVia>,
     pub switched_ns: Option<u64>,
     pub state: Option<PatchState>,
+    /// Kernel stack at the latest failed check that sent one, innermost
+    /// frame first.
+    pub stack: Vec<String>,
 }
 
 impl Task {
@@ -59,6 +62,7 @@ impl Task {
             via: None,
             switched_ns: None,
             state: None,
+            stack: Vec::new(),
         }
     }
 
@@ -172,6 +176,10 @@ impl Tasks {
         if was_switched {
             self.not_switched += 1;
         }
+    }
+
+    pub fn set_stack(&mut self, task: &TaskRef, frames: &[String]) {
+        self.entry(task).stack = frames.to_vec();
     }
 
     /// Flips every task for a reversed transition: those that had switched

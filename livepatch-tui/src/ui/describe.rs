@@ -91,6 +91,15 @@ pub fn describe(event: &Event) -> String {
         Event::PatchStateId { patch, id, version } => {
             format!("patch {patch} uses klp_state {id} version {version}")
         }
+        Event::TaskStack { task, frames, .. } => {
+            let top = frames.first().map(String::as_str).unwrap_or("empty");
+            format!(
+                "stack of {}[{}]: {} frames, top {top}",
+                task.comm,
+                task.pid,
+                frames.len()
+            )
+        }
         Event::Finding(finding) => format!(
             "finding {} {}: {}",
             finding.severity.as_str(),

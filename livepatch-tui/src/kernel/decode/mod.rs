@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use livepatch_common::{
-    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawState,
+    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawStack, RawState,
 };
 
 use crate::event::{BlockReason, Event, PatchState, Record, SwitchVia, TaskKind, TaskRef};
@@ -27,6 +27,10 @@ struct Current {
     unswitched: HashSet<u64>,
     /// Tasks seen switched.
     switched: HashSet<u64>,
+    /// The task of the latest failed check, whose stack record follows.
+    last_failed: Option<(TaskRef, Option<String>)>,
+    /// The latest stack sent per task, to send only changes.
+    stacks: HashMap<u64, Vec<u64>>,
 }
 
 /// Decoder state between records.
@@ -61,6 +65,9 @@ impl Decoder {
         let records = match kind {
             Some(RawKind::PatchFunction) => {
                 read_raw::<RawFunction>(bytes).map(|raw| function_record(&raw))
+            }
+            Some(RawKind::TaskStack) => {
+                read_raw::<RawStack>(bytes).map(|raw| self.stack_record(&raw))
             }
             Some(RawKind::PatchStateId) => {
                 read_raw::<RawState>(bytes).map(|raw| state_record(&raw))
@@ -141,7 +148,7 @@ impl Decoder {
             }],
             RawKind::UnpatchReplaced => vec![Event::PatchesReplaced { patch: name }],
             // Sent as their own record types; see decode_bytes().
-            RawKind::PatchFunction | RawKind::PatchStateId => Vec::new(),
+            RawKind::PatchFunction | RawKind::PatchStateId | RawKind::TaskStack => Vec::new(),
         }
     }
 
@@ -158,6 +165,8 @@ impl Decoder {
             attempts: HashMap::new(),
             unswitched: HashSet::new(),
             switched: HashSet::new(),
+            last_failed: None,
+            stacks: HashMap::new(),
         });
         vec![Event::TransitionStarted { patch, target }]
     }
@@ -241,6 +250,7 @@ impl Decoder {
             (reason == BlockReason::Running && raw.task_cpu != CPU_UNKNOWN).then_some(raw.task_cpu);
         let function =
             (reason == BlockReason::SleepingInFunction && !function.is_empty()).then_some(function);
+        current.last_failed = Some((task.clone(), function.clone()));
         vec![Event::TaskBlocked {
             task,
             reason,
@@ -248,6 +258,33 @@ impl Decoder {
             attempts: *attempts,
             cpu,
         }]
+    }
+
+    /// A blocked task's stack, with frames as hex addresses for the live
+    /// source to name; nothing when it equals the task's previous stack.
+    fn stack_record(&mut self, raw: &RawStack) -> Vec<Record> {
+        let Some(current) = &mut self.current else {
+            return Vec::new();
+        };
+        let Some((task, function)) = current.last_failed.take() else {
+            return Vec::new();
+        };
+        if task.pid != raw.pid {
+            return Vec::new();
+        }
+        let count = (raw.frames as usize).min(raw.ips.len());
+        let ips = raw.ips[..count].to_vec();
+        if current.stacks.get(&task.key()) == Some(&ips) {
+            return Vec::new();
+        }
+        let frames = ips.iter().map(|ip| format!("{ip:#x}")).collect();
+        current.stacks.insert(task.key(), ips);
+        let event = Event::TaskStack {
+            task,
+            function,
+            frames,
+        };
+        vec![Record::new(raw.ts_ns, event)]
     }
 
     fn task_update(&mut self, raw: &RawEvent) -> Vec<Event> {

@@ -298,3 +298,59 @@ fn long_names_cut_at_nul() {
     };
     assert_eq!(module.len(), NAME_LEN);
 }
+
+fn stack_bytes(pid: u32, ips: &[u64]) -> Vec<u8> {
+    let mut raw = livepatch_common::RawStack {
+        ts_ns: 9,
+        kind: RawKind::TaskStack as u32,
+        pid,
+        frames: ips.len() as u32,
+        reserved: 0,
+        ips: [0; livepatch_common::STACK_FRAMES],
+    };
+    raw.ips[..ips.len()].copy_from_slice(ips);
+    // SAFETY: RawStack is plain integers without padding.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&raw as *const livepatch_common::RawStack).cast::<u8>(),
+            std::mem::size_of_val(&raw),
+        )
+    };
+    bytes.to_vec()
+}
+
+#[test]
+fn stack_follows_failed_check_once() {
+    let mut decoder = Decoder::new();
+    decoder.decode(&named(RawKind::TransitionInit, 0, "lp", 1));
+    let mut sleeping = task(RawKind::TaskChecked, 1, 42, "busy", -98);
+    sleeping.name[..8].copy_from_slice(b"busyfunc");
+
+    decoder.decode(&sleeping);
+    let first = decoder.decode_bytes(&stack_bytes(42, &[0x10, 0x20]));
+    let Event::TaskStack {
+        task,
+        function,
+        frames,
+    } = &first[0].event
+    else {
+        panic!("expected task_stack, got {:?}", first);
+    };
+    assert_eq!(task.pid, 42);
+    assert_eq!(function.as_deref(), Some("busyfunc"));
+    assert_eq!(frames, &vec!["0x10".to_string(), "0x20".to_string()]);
+
+    decoder.decode(&sleeping);
+    assert!(
+        decoder
+            .decode_bytes(&stack_bytes(42, &[0x10, 0x20]))
+            .is_empty(),
+        "same stack again"
+    );
+    decoder.decode(&sleeping);
+    assert_eq!(
+        decoder.decode_bytes(&stack_bytes(42, &[0x30])).len(),
+        1,
+        "changed stack"
+    );
+}

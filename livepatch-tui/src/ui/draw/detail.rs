@@ -132,6 +132,29 @@ fn full_lines(task: &Task, stuck: bool, app: &App) -> Vec<Line<'static>> {
         field("switched", switch_text(task, base), theme),
         Line::styled("times are from the start of the transition", theme.dim()),
     ]);
+    lines.extend(stack_lines(task, theme));
+    lines
+}
+
+/// The task's kernel stack, innermost first, with the frame of the patched
+/// function it sleeps in marked by `>`.
+fn stack_lines(task: &Task, theme: &Theme) -> Vec<Line<'static>> {
+    if task.stack.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::styled("kernel stack", theme.label())];
+    for frame in &task.stack {
+        let marked = task
+            .function
+            .as_deref()
+            .is_some_and(|function| frame.split('+').next() == Some(function));
+        let line = if marked {
+            Line::styled(format!("> {frame}"), theme.alert())
+        } else {
+            Line::raw(format!("  {frame}"))
+        };
+        lines.push(line);
+    }
     lines
 }
 

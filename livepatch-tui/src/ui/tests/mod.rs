@@ -205,6 +205,18 @@ pub fn blocked_transition() -> Vec<Record> {
         records.push(Record::new(T1 + u64::from(attempt) * SECOND, event));
     }
     let end = T1 + u64::from(STUCK_ATTEMPTS) * SECOND;
+    let stack = Event::TaskStack {
+        task: kworker.clone(),
+        function: Some("busymod_work_func".into()),
+        frames: vec![
+            "__schedule+0x2d4".into(),
+            "schedule_timeout+0x95".into(),
+            "msleep+0x29".into(),
+            "busymod_work_func+0x2c [test_klp_callbacks_busy]".into(),
+            "process_one_work+0x1c4".into(),
+        ],
+    };
+    records.push(Record::new(end, stack));
     records.push(Record::new(
         end,
         Event::TransitionPass {

@@ -48,6 +48,18 @@ fn detail_shows_selected_task() {
 }
 
 #[test]
+fn detail_marks_patched_function_in_stack() {
+    let app = scenario_app(200, 50);
+    let screen = screen(&app, 200, 50);
+    assert!(screen.contains("kernel stack"), "{screen}");
+    assert!(
+        screen.contains("> busymod_work_func+0x2c [test_klp_callbacks_busy]"),
+        "{screen}"
+    );
+    assert!(screen.contains("  msleep+0x29"), "{screen}");
+}
+
+#[test]
 fn detail_shows_how_task_switched() {
     let mut app = scenario_app(200, 50);
     app.perform(Action::CycleSort);
