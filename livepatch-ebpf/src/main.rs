@@ -20,7 +20,7 @@ use aya_ebpf::{
     EbpfContext as _,
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns},
     macros::{fentry, kprobe, kretprobe, map},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{FEntryContext, ProbeContext, RetProbeContext},
 };
 use aya_log_ebpf::debug;
@@ -50,34 +50,67 @@ const EADDRINUSE: i64 = -98;
 /// `-EINVAL`: the checked task's stack is unreliable.
 const EINVAL: i64 = -22;
 
-/// Sends the kernel stack of `task`, which klp_check_and_switch_task() holds
-/// still (task_call_func() locks it) while the kretprobe runs.
+/// Stack of the task being checked on this CPU, taken at the entry of
+/// `klp_check_and_switch_task` for tasks that failed a check before. The
+/// kretprobe sends it when the check fails again. Both run on the same CPU
+/// because the caller holds `tasklist_lock` with preemption off.
+#[map]
+static STACK_SCRATCH: PerCpuArray<RawStack> = PerCpuArray::with_max_entries(1, 0);
+
+/// Tasks (by pid) whose latest check failed. Only their stacks are taken,
+/// so a pass over thousands of switching tasks walks no stacks.
+#[map]
+static FAILED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Sends the stack taken for `pid` at the entry of this check, if any.
 #[inline(always)]
-fn emit_stack(task: u64) {
-    let Some(mut entry) = EVENTS.reserve::<RawStack>(0) else {
-        count_lost();
+fn emit_stack(pid: u32) {
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    let record = entry.write(RawStack {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        kind: RawKind::TaskStack as u32,
-        pid: read_field::<i32>(task as *const u8, offsets().task_pid).unwrap_or(0) as u32,
-        frames: 0,
-        reserved: 0,
-        ips: [0; STACK_FRAMES],
-    });
+    // SAFETY: the per-CPU slot belongs to this CPU while the program runs.
+    let scratch = unsafe { &mut *scratch };
+    if scratch.pid != pid || scratch.frames == 0 {
+        return;
+    }
+    if EVENTS.output::<RawStack>(&*scratch, 0).is_err() {
+        count_lost();
+    }
+    // A later check of the same task without a fresh stack sends nothing.
+    scratch.frames = 0;
+}
+
+/// Takes the stack of a task that failed its previous check. fentry gives
+/// the task as a typed pointer, which `bpf_get_task_stack` requires; the
+/// kprobe at the same entry cannot pass it.
+#[fentry(function = "klp_check_and_switch_task")]
+pub fn klp_check_and_switch_task_stack(ctx: FEntryContext) -> u32 {
+    let task: *const u8 = ctx.arg(0);
+    let pid = read_field::<i32>(task, offsets().task_pid).unwrap_or(0) as u32;
+    // SAFETY: the value is only tested for presence.
+    if unsafe { FAILED.get(&pid) }.is_none() {
+        return 0;
+    }
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: the per-CPU slot belongs to this CPU while the program runs.
+    let scratch = unsafe { &mut *scratch };
+    scratch.ts_ns = unsafe { bpf_ktime_get_ns() };
+    scratch.kind = RawKind::TaskStack as u32;
+    scratch.pid = pid;
     let size = (STACK_FRAMES * 8) as u32;
-    // SAFETY: `ips` is STACK_FRAMES u64s inside the reserved record.
+    // SAFETY: `ips` is STACK_FRAMES u64s in the map value.
     let bytes = unsafe {
         aya_ebpf::helpers::generated::bpf_get_task_stack(
             task as *mut _,
-            record.ips.as_mut_ptr().cast(),
+            scratch.ips.as_mut_ptr().cast(),
             size,
             0,
         )
     };
-    record.frames = if bytes > 0 { (bytes / 8) as u32 } else { 0 };
-    entry.submit(0);
+    scratch.frames = if bytes > 0 { (bytes / 8) as u32 } else { 0 };
+    0
 }
 
 fn offsets() -> KernelOffsets {
@@ -214,8 +247,14 @@ pub fn klp_check_and_switch_task_ret(ctx: RetProbeContext) -> u32 {
             read_str_at(&mut event.name, name, 0);
         }
     });
-    if code == EADDRINUSE || code == EINVAL {
-        emit_stack(args.task);
+    let pid = read_field::<i32>(args.task as *const u8, offsets().task_pid).unwrap_or(0) as u32;
+    if code == 0 {
+        let _ = FAILED.remove(&pid);
+    } else {
+        if code == EADDRINUSE || code == EINVAL {
+            emit_stack(pid);
+        }
+        let _ = FAILED.insert(&pid, &1, 0);
     }
     if code != 0 && code != EADDRINUSE && code != -16 && code != EINVAL {
         debug!(&ctx, "klp_check_and_switch_task returned {}", code);

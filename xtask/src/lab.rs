@@ -47,7 +47,10 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let selected = scenarios::select(&args.scenarios)?;
     let paths = LabPaths {
         root: workspace_root(),
-        work: target_dir().join("lab"),
+        // A separate directory lets two lab runs share one checkout.
+        work: std::env::var_os("LIVEPATCH_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target_dir().join("lab")),
     };
     fs::create_dir_all(&paths.work)?;
     for scenario in &selected {

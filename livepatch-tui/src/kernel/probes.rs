@@ -40,6 +40,9 @@ pub struct ProbeSpec {
     pub function: &'static str,
     /// What the user loses when it is missing.
     pub feature: &'static str,
+    /// Added to the name in `probe_status`, for a second program on the
+    /// same function and hook kind.
+    pub suffix: &'static str,
 }
 
 impl ProbeSpec {
@@ -47,8 +50,8 @@ impl ProbeSpec {
     /// kretprobe.
     pub fn name(&self) -> String {
         match self.hook {
-            Hook::KRetProbe => format!("{}:return", self.function),
-            _ => self.function.to_owned(),
+            Hook::KRetProbe => format!("{}:return{}", self.function, self.suffix),
+            _ => format!("{}{}", self.function, self.suffix),
         }
     }
 }
@@ -64,6 +67,7 @@ const fn probe(
         hook,
         function,
         feature,
+        suffix: "",
     }
 }
 
@@ -130,6 +134,13 @@ pub const PROBES: &[ProbeSpec] = &[
         "klp_check_and_switch_task",
         "tasks switched by stack check, blocked tasks and why",
     ),
+    ProbeSpec {
+        program: "klp_check_and_switch_task_stack",
+        hook: Hook::FEntry,
+        function: "klp_check_and_switch_task",
+        feature: "kernel stacks of blocked tasks",
+        suffix: ":stack",
+    },
     probe(
         "klp_update_patch_state",
         Hook::FEntry,
