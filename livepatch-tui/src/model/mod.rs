@@ -56,6 +56,9 @@ pub struct Model {
     pub skipped_lines: u64,
     /// Call counts per patched function, by [`function_label`].
     pub calls: BTreeMap<String, CallStats>,
+    /// Patches seen loading during this run, oldest first. Patches loaded
+    /// before the run started are older than all of them.
+    pub load_order: Vec<String>,
 }
 
 impl Model {
@@ -71,6 +74,10 @@ impl Model {
         match &record.event {
             Event::Inventory { patches } => self.apply_inventory(patches),
             Event::TransitionStarted { patch, target } => {
+                if *target == crate::event::PatchState::Patched && !self.patches.contains_key(patch)
+                {
+                    self.note_loaded(patch);
+                }
                 self.tasks.clear();
                 self.transition = Some(Transition::new(patch, *target, ts_ns));
             }
@@ -141,16 +148,16 @@ impl Model {
                 self.probes.insert(probe.clone(), info);
             }
             Event::EventsLost { count } => self.events_lost += count,
-            Event::PatchAdded { .. }
-            | Event::PatchRemoved { .. }
-            | Event::PatchLoadFailed { .. }
-            | Event::ModuleComing { .. }
+            Event::PatchAdded { patch } => self.note_loaded(patch),
+            Event::PatchRemoved { patch } => self.load_order.retain(|p| p != patch),
+            Event::PatchLoadFailed { patch, .. } => self.load_order.retain(|p| p != patch),
+            Event::ModuleComing { .. }
             | Event::ModuleGoing { .. }
             | Event::ObjectPatched { .. }
             | Event::ObjectUnpatched { .. }
             | Event::PatchesReplaced { .. }
-            | Event::PatchFunction { .. }
             | Event::PatchStateId { .. } => {}
+            Event::PatchFunction { patch, .. } => self.note_loaded(patch),
             Event::Calls {
                 object,
                 function,
@@ -217,6 +224,53 @@ impl Model {
         self.recent.push_back(record.clone());
         while self.recent.len() > RECENT_EVENTS {
             self.recent.pop_front();
+        }
+    }
+
+    fn note_loaded(&mut self, patch: &str) {
+        if !self.load_order.iter().any(|p| p == patch) {
+            self.load_order.push(patch.to_owned());
+        }
+    }
+
+    /// The enabled patch whose version of a function runs outside a
+    /// transition: the one loaded last, because `klp_patch_func()` puts a
+    /// new patch at the head of the function's stack and the ftrace handler
+    /// takes the head (kernel/livepatch/patch.c, 6.1). `None` when no
+    /// enabled patch has the function, or when the load order of the
+    /// candidates is unknown (several loaded before this run, and no
+    /// `stack_order` from the kernel).
+    pub fn function_owner(&self, object: &str, function: &str, sympos: u32) -> Option<&str> {
+        let candidates: Vec<&PatchInfo> = self
+            .patches
+            .values()
+            .filter(|p| p.enabled)
+            .filter(|p| {
+                p.objects.iter().any(|o| {
+                    o.name == object
+                        && o.functions
+                            .iter()
+                            .any(|f| f.name == function && f.sympos == sympos)
+                })
+            })
+            .collect();
+        if let [only] = candidates.as_slice() {
+            return Some(&only.name);
+        }
+        if candidates.iter().all(|p| p.stack_order.is_some()) {
+            return candidates
+                .iter()
+                .max_by_key(|p| p.stack_order)
+                .map(|p| p.name.as_str());
+        }
+        let rank = |p: &&PatchInfo| self.load_order.iter().position(|name| *name == p.name);
+        let newest_seen = candidates
+            .iter()
+            .filter_map(|p| rank(p).map(|r| (r, p)))
+            .max_by_key(|(r, _)| *r);
+        match newest_seen {
+            Some((_, patch)) => Some(&patch.name),
+            None => None,
         }
     }
 

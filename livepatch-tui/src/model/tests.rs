@@ -264,3 +264,65 @@ fn calls_accumulate_per_function() {
     assert_eq!(stats.entered_total, 15);
     assert_eq!(stats.last_patched_share(), Some(0.8));
 }
+
+fn enabled_patch(name: &str, stack_order: Option<u32>) -> crate::event::PatchInfo {
+    crate::event::PatchInfo {
+        name: name.into(),
+        enabled: true,
+        stack_order,
+        objects: vec![crate::event::ObjectInfo {
+            name: "vmlinux".into(),
+            patched: Some(true),
+            functions: vec![crate::event::FunctionInfo {
+                name: "f".into(),
+                sympos: 1,
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn owner_is_last_patch_seen_loading() {
+    let mut model = Model::new();
+    apply(
+        &mut model,
+        1,
+        Event::Inventory {
+            patches: vec![enabled_patch("old", None)],
+        },
+    );
+    apply(
+        &mut model,
+        2,
+        Event::TransitionStarted {
+            patch: "new".into(),
+            target: PatchState::Patched,
+        },
+    );
+    apply(
+        &mut model,
+        3,
+        Event::Inventory {
+            patches: vec![enabled_patch("old", None), enabled_patch("new", None)],
+        },
+    );
+    assert_eq!(model.function_owner("vmlinux", "f", 1), Some("new"));
+    assert_eq!(model.function_owner("vmlinux", "g", 1), None);
+}
+
+#[test]
+fn owner_unknown_for_patches_loaded_before_run() {
+    let mut model = Model::new();
+    let patches = vec![enabled_patch("a", None), enabled_patch("b", None)];
+    apply(&mut model, 1, Event::Inventory { patches });
+    assert_eq!(model.function_owner("vmlinux", "f", 1), None);
+}
+
+#[test]
+fn owner_follows_stack_order() {
+    let mut model = Model::new();
+    let patches = vec![enabled_patch("a", Some(2)), enabled_patch("b", Some(1))];
+    apply(&mut model, 1, Event::Inventory { patches });
+    assert_eq!(model.function_owner("vmlinux", "f", 1), Some("a"));
+}

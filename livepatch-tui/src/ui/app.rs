@@ -375,7 +375,7 @@ impl App {
                 self.tasks.offset = keep_visible(self.tasks.offset, self.tasks.selected, page);
             }
             Pane::Patches => {
-                let len = tree::rows(&self.model.patches, &self.collapsed).len();
+                let len = tree::rows(&self.model, &self.collapsed).len();
                 let index = self.tree_cursor.saturating_add_signed(delta);
                 self.tree_cursor = index.min(len.saturating_sub(1));
                 self.tree_offset = keep_visible(self.tree_offset, self.tree_cursor, page);
@@ -401,7 +401,7 @@ impl App {
         if self.focus != Pane::Patches {
             return;
         }
-        let rows = tree::rows(&self.model.patches, &self.collapsed);
+        let rows = tree::rows(&self.model, &self.collapsed);
         let Some(row) = rows.get(self.tree_cursor) else {
             return;
         };

@@ -1,9 +1,12 @@
 //! The patch tree flattened into rows: replace sets (when the kernel has
 //! them), patches, objects and functions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
-use crate::event::{FunctionInfo, ObjectInfo, PatchInfo};
+use crate::{
+    event::{FunctionInfo, ObjectInfo, PatchInfo},
+    model::Model,
+};
 
 /// The content of a tree row.
 #[derive(Clone, Debug)]
@@ -36,13 +39,10 @@ pub struct TreeRow<'a> {
 /// Flattens the patches into rows, skipping the children of collapsed
 /// nodes. Patches are in load order when the kernel reports it
 /// (`stack_order`, 6.14+), by name otherwise.
-pub fn rows<'a>(
-    patches: &'a BTreeMap<String, PatchInfo>,
-    collapsed: &BTreeSet<String>,
-) -> Vec<TreeRow<'a>> {
-    let mut ordered: Vec<&PatchInfo> = patches.values().collect();
+pub fn rows<'a>(model: &'a Model, collapsed: &BTreeSet<String>) -> Vec<TreeRow<'a>> {
+    let mut ordered: Vec<&PatchInfo> = model.patches.values().collect();
     ordered.sort_by_key(|p| (p.stack_order.unwrap_or(u32::MAX), p.name.as_str()));
-    let owners = function_owners(&ordered);
+    let owners = function_owners(model, &ordered);
     let mut out = Vec::new();
 
     let has_sets = ordered.iter().any(|p| p.replace_set.is_some());
@@ -147,15 +147,12 @@ fn push_functions<'a>(
 }
 
 /// Maps each function to the enabled patch whose version runs outside a
-/// transition: the one loaded last, because `klp_patch_func` adds to the
-/// head of `ops->func_stack` and `klp_ftrace_handler` takes its first entry
-/// (kernel/livepatch/patch.c, 6.1). Empty unless every patch has a
-/// `stack_order`, because without it the load order is unknown.
-fn function_owners<'a>(ordered: &[&'a PatchInfo]) -> HashMap<FunctionKey<'a>, &'a str> {
+/// transition, where the model can tell (see [`Model::function_owner`]).
+fn function_owners<'a>(
+    model: &'a Model,
+    ordered: &[&'a PatchInfo],
+) -> HashMap<FunctionKey<'a>, &'a str> {
     let mut owners = HashMap::new();
-    if ordered.iter().any(|p| p.stack_order.is_none()) {
-        return owners;
-    }
     for patch in ordered.iter().filter(|p| p.enabled) {
         for object in &patch.objects {
             for function in &object.functions {
@@ -164,7 +161,11 @@ fn function_owners<'a>(ordered: &[&'a PatchInfo]) -> HashMap<FunctionKey<'a>, &'
                     function.name.as_str(),
                     function.sympos,
                 );
-                owners.insert(key, patch.name.as_str());
+                if let Some(owner) =
+                    model.function_owner(&object.name, &function.name, function.sympos)
+                {
+                    owners.insert(key, owner);
+                }
             }
         }
     }

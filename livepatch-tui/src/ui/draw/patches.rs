@@ -20,7 +20,7 @@ use crate::{
 };
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let rows = tree::rows(&app.model.patches, &app.collapsed);
+    let rows = tree::rows(&app.model, &app.collapsed);
     let title = format!("Patches {}", app.model.patches.len());
     let block = app.pane_block(Some(Pane::Patches), &title);
     let height = usize::from(block.inner(area).height);
