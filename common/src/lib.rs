@@ -23,7 +23,8 @@ pub const CPU_UNKNOWN: u32 = u32::MAX;
 /// `task_struct.flags` bit of kernel threads (`PF_KTHREAD`, stable since 2.6).
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 
-/// What a [`RawEvent`] reports. Each value names the kernel hook that sent it.
+/// Kind of a [`RawEvent`]. Each value's documentation names the kernel hook
+/// that sends it.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawKind {
@@ -125,8 +126,8 @@ pub struct RawEvent {
     pub kind: u32,
     /// CPU the hook ran on.
     pub cpu: u32,
-    /// Thread id of the task the event is about (the hook's own task unless
-    /// the kind says otherwise); 0 for an idle task.
+    /// Thread id of the task the event is about: the hook's own task unless
+    /// the kind's documentation names another; 0 for an idle task.
     pub pid: u32,
     /// Thread-group id of that task.
     pub tgid: u32,
@@ -145,7 +146,7 @@ pub struct RawEvent {
 const _: () = assert!(core::mem::size_of::<RawEvent>() == 8 + 6 * 4 + 8 + COMM_LEN + NAME_LEN);
 
 impl RawEvent {
-    /// An all-zero record, for the eBPF side to fill in place.
+    /// Returns an all-zero record, for the eBPF side to fill in place.
     pub const fn zeroed() -> Self {
         Self {
             ts_ns: 0,
@@ -333,8 +334,8 @@ impl KernelOffsets {
     }
 }
 
-/// Saved at the entry of `klp_check_and_switch_task` for its kretprobe,
-/// which no longer sees the arguments.
+/// Arguments saved at the entry of `klp_check_and_switch_task` for its
+/// kretprobe, which no longer has them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CheckArgs {

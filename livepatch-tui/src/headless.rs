@@ -154,7 +154,7 @@ struct Logger<W: Write> {
 }
 
 impl<W: Write> Logger<W> {
-    /// Writes records until SIGINT or SIGTERM, then asks the source for its
+    /// Writes records until SIGINT or SIGTERM, then requests the source's
     /// final counts and writes everything it still sends.
     async fn follow(&mut self, mut source: LiveSource) -> anyhow::Result<()> {
         let mut interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;

@@ -201,7 +201,7 @@ pub fn exit_code(findings: &[Finding]) -> u8 {
     }
 }
 
-/// The `check` command.
+/// Runs the `check` command.
 pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let root = args
         .sysfs_root

@@ -1,5 +1,5 @@
 //! The verdict on loading a livepatch module: what it would replace, whether
-//! the kernel would refuse it, and what the validator would then say.
+//! the kernel would reject it, and what the validator would then report.
 
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub struct Verdict {
     pub module: String,
     /// Enabled patches that loading it would replace.
     pub replaces: Vec<String>,
-    /// Why the kernel would refuse to load it; empty when it would not.
+    /// Reasons the kernel would reject the load; empty when it would accept it.
     pub refused: Vec<String>,
     /// Findings on the patches as they would be after loading.
     pub findings: Vec<Finding>,
@@ -34,7 +34,7 @@ impl Verdict {
 }
 
 /// Judges loading `new` on top of the `loaded` patches. `module_loaded`
-/// tells whether a kernel module (a patch target) is loaded now.
+/// returns whether a kernel module (a patch target) is loaded now.
 pub fn judge(
     loaded: &[PatchInfo],
     new: &ModulePatch,
@@ -71,7 +71,7 @@ pub fn judge(
     }
 }
 
-/// What the kernel checks before it accepts a patch: a unique name, and with
+/// Lists what the kernel checks before it accepts a patch: a unique name, and with
 /// replace sets, no function or `klp_state` id owned by another set.
 fn refusals(loaded: &[PatchInfo], enabled: &[&PatchInfo], new: &PatchInfo) -> Vec<String> {
     let mut reasons = Vec::new();
@@ -120,7 +120,7 @@ fn refusals(loaded: &[PatchInfo], enabled: &[&PatchInfo], new: &PatchInfo) -> Ve
     reasons
 }
 
-/// Whether a module is loaded on this machine.
+/// Returns whether a module is loaded on this machine.
 pub fn module_loaded_here(name: &str) -> bool {
     Path::new("/sys/module")
         .join(name.replace('-', "_"))

@@ -223,7 +223,7 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut KProbe, String> {
         .map_err(|e| format!("{e}"))
 }
 
-/// Why the counts of a function cannot be trusted, if they cannot.
+/// Returns why the counts of a function cannot be trusted, if they cannot.
 fn blind_spot(tracked: &Tracked, entered: u64, reached: u64) -> Option<String> {
     if let Err(reason) = &tracked.original {
         return Some(format!("original entry not counted: {reason}"));

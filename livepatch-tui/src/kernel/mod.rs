@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 pub use live::{LiveSource, monotonic_ns};
 
-/// The kernel release (`uname -r`), when it can be read.
+/// Returns the kernel release (`uname -r`), when it can be read.
 pub fn release() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()

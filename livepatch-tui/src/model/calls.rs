@@ -1,4 +1,4 @@
-//! Which code runs: call counts per patched function and version.
+//! Call counts per patched function and version: which code runs.
 
 use std::collections::BTreeMap;
 
