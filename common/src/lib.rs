@@ -58,8 +58,10 @@ pub enum RawKind {
     /// fentry `klp_copy_process(child)`: the task fields describe the child,
     /// `value` is the parent's `patch_state`, which the child inherits.
     TaskFork = 11,
-    /// fentry `klp_enable_patch(patch)`: `name` is the patch's module,
-    /// `value` is `patch->replace` (1 cumulative), or -1 when unknown.
+    /// fentry `klp_enable_patch(patch)`: `name` is the patch's module.
+    /// `value` is [`REPLACE_SET_FLAG`] plus `patch->replace_set` on kernels
+    /// with replace sets, else `patch->replace` (1 cumulative), or -1 when
+    /// unknown.
     PatchEnable = 12,
     /// kretprobe `klp_enable_patch()`: `value` is the return code.
     PatchEnableResult = 13,
@@ -162,6 +164,10 @@ impl RawEvent {
         }
     }
 }
+
+/// Marks a [`RawKind::PatchEnable`] value that carries a replace set in its
+/// low 32 bits.
+pub const REPLACE_SET_FLAG: i64 = 1 << 32;
 
 /// Bytes kept of an object (module) name in [`RawFunction`].
 pub const OBJECT_LEN: usize = 64;
@@ -296,11 +302,13 @@ pub struct KernelOffsets {
     pub klp_state_version: u32,
     /// `sizeof(struct klp_state)`
     pub klp_state_size: u32,
+    /// `struct klp_patch.replace_set` (u32), on kernels with replace sets.
+    pub klp_patch_replace_set: u32,
     /// Always zero; keeps the size a multiple of 8.
-    pub reserved: u32,
+    pub reserved: [u32; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 24 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 26 * 4);
 
 impl KernelOffsets {
     /// Offsets that mark every field missing.
@@ -329,7 +337,8 @@ impl KernelOffsets {
             klp_state_id: OFFSET_MISSING,
             klp_state_version: OFFSET_MISSING,
             klp_state_size: OFFSET_MISSING,
-            reserved: 0,
+            klp_patch_replace_set: OFFSET_MISSING,
+            reserved: [0; 2],
         }
     }
 }

@@ -353,6 +353,9 @@ pub enum Event {
     /// A cumulative or same-set patch is unpatching the patches it replaces.
     PatchesReplaced {
         patch: String,
+        /// The enabled patches it replaces, from the latest inventory.
+        #[serde(default)]
+        replaced: Vec<String>,
     },
     /// A function of a patch being enabled, as its module defines it.
     PatchFunction {
@@ -549,7 +552,10 @@ mod tests {
             Event::ObjectUnpatched {
                 object: "vmlinux".into(),
             },
-            Event::PatchesReplaced { patch: "a".into() },
+            Event::PatchesReplaced {
+                patch: "a".into(),
+                replaced: vec!["b".into()],
+            },
             Event::ProbeStatus {
                 probe: "klp_init_transition".into(),
                 attached: false,

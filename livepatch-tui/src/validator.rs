@@ -249,7 +249,27 @@ fn check_module(
     };
     let layouts = Layouts::from_btf(&btf)?;
     let new = read_module(module, &layouts)?;
-    let verdict = verdict::judge(patches, &new, &verdict::module_loaded_here);
+
+    // sysfs shows no klp_state ids, so they come from the loaded patches'
+    // module files, where those can be found.
+    let mut loaded = patches.to_vec();
+    let mut unknown_states = Vec::new();
+    for patch in &mut loaded {
+        match find_module_file(&patch.name, module)
+            .and_then(|path| read_module(&path, &layouts).ok())
+        {
+            Some(file) => patch.states = file.patch.states,
+            None => unknown_states.push(patch.name.clone()),
+        }
+    }
+    let mut verdict = verdict::judge(&loaded, &new, &verdict::module_loaded_here);
+    if !new.patch.states.is_empty() && !unknown_states.is_empty() {
+        verdict.notes.push(format!(
+            "klp_state ids of {} are unknown because their module files were not found next to {} or under /lib/modules; a clash of state ids would go unseen",
+            unknown_states.join(", "),
+            module.display()
+        ));
+    }
 
     match args.format {
         Format::Json => {
@@ -261,6 +281,32 @@ fn check_module(
         Format::Text => print_verdict(&verdict),
     }
     Ok(ExitCode::from(verdict.exit_code()))
+}
+
+/// Finds the module file of a loaded patch: next to the module being judged,
+/// or where modules.dep of the running kernel puts it.
+fn find_module_file(name: &str, beside: &Path) -> Option<std::path::PathBuf> {
+    let file_names = [
+        format!("{name}.ko"),
+        format!("{}.ko", name.replace('_', "-")),
+    ];
+    let directory = beside.parent().unwrap_or(Path::new("."));
+    for file_name in &file_names {
+        let path = directory.join(file_name);
+        if path.is_file() {
+            return Some(path);
+        }
+    }
+
+    let release = crate::kernel::release()?;
+    let modules = Path::new("/lib/modules").join(release);
+    let dependencies = std::fs::read_to_string(modules.join("modules.dep")).ok()?;
+    dependencies.lines().find_map(|line| {
+        let (path, _) = line.split_once(':')?;
+        let file = Path::new(path).file_name()?.to_str()?;
+        let stem = file.split(".ko").next()?;
+        (stem.replace('-', "_") == name.replace('-', "_")).then(|| modules.join(path))
+    })
 }
 
 fn print_verdict(verdict: &Verdict) {
@@ -278,6 +324,9 @@ fn print_verdict(verdict: &Verdict) {
         println!("it would replace: {}", verdict.replaces.join(", "));
     }
     print_findings(&verdict.findings);
+    for note in &verdict.notes {
+        println!("note: {note}");
+    }
 }
 
 fn print_text(patches: &[PatchInfo], findings: &[Finding]) {

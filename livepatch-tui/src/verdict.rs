@@ -20,6 +20,8 @@ pub struct Verdict {
     pub refused: Vec<String>,
     /// Findings on the patches as they would be after loading.
     pub findings: Vec<Finding>,
+    /// What the verdict could not take into account.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -68,6 +70,7 @@ pub fn judge(
         replaces: replaced.iter().map(|p| p.name.clone()).collect(),
         refused,
         findings: validator::validate(&after),
+        notes: Vec::new(),
     }
 }
 

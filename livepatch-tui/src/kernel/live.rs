@@ -329,7 +329,25 @@ impl Pump {
                         .map(Vec::as_slice)
                         .unwrap_or_default();
                     let loaded = self.inventory.as_deref().unwrap_or_default();
-                    *conflicts = explain_refusal(patch, functions, states, loaded);
+                    let set = self.decoder.replace_set(patch);
+                    *conflicts = explain_refusal(patch, set, functions, states, loaded);
+                    // A retried load walks the patch again.
+                    self.functions.remove(patch.as_str());
+                    self.states.remove(patch.as_str());
+                }
+                Event::PatchRemoved { patch } => {
+                    self.functions.remove(patch.as_str());
+                    self.states.remove(patch.as_str());
+                }
+                Event::PatchesReplaced { patch, replaced } => {
+                    let loaded = self.inventory.as_deref().unwrap_or_default();
+                    *replaced = replaced_by(patch, self.decoder.replace_set(patch), loaded);
+                    if replaced.is_empty() {
+                        // The kernel calls klp_unpatch_replaced_patches() after
+                        // every patching transition of a cumulative patch,
+                        // also when there is nothing to replace.
+                        continue;
+                    }
                 }
                 Event::TransitionForced { patch } => {
                     // klp_force_transition() marks every loaded patch forced.
@@ -440,12 +458,20 @@ fn watch<T: std::os::fd::AsRawFd>(map: T) -> std::io::Result<AsyncFd<T>> {
 /// returns only -EINVAL.
 fn explain_refusal(
     refused: &str,
+    refused_set: Option<u32>,
     functions: &[FunctionRef],
     states: &[StateInfo],
     loaded: &[PatchInfo],
 ) -> Vec<String> {
+    // Without replace sets the kernel has no such rule to break.
+    let Some(refused_set) = refused_set else {
+        return Vec::new();
+    };
     let mut conflicts = Vec::new();
-    for other in loaded.iter().filter(|p| p.enabled && p.name != refused) {
+    let others = loaded
+        .iter()
+        .filter(|p| p.enabled && p.name != refused && p.replace_set != Some(refused_set));
+    for other in others {
         let set = other
             .replace_set
             .map_or("none".to_owned(), |s| s.to_string());
@@ -474,6 +500,17 @@ fn explain_refusal(
         }
     }
     conflicts
+}
+
+/// Enabled patches that a cumulative `patch` replaces: those of its replace
+/// set, or all others on a kernel without replace sets.
+fn replaced_by(patch: &str, set: Option<u32>, loaded: &[PatchInfo]) -> Vec<String> {
+    loaded
+        .iter()
+        .filter(|p| p.enabled && p.name != patch)
+        .filter(|p| set.is_none() || p.replace_set == set)
+        .map(|p| p.name.clone())
+        .collect()
 }
 
 /// A function a patch replaces.
@@ -570,7 +607,7 @@ mod tests {
         }];
         let states = [StateInfo { id: 4, version: 2 }];
 
-        let conflicts = explain_refusal("new", &functions, &states, &[owner]);
+        let conflicts = explain_refusal("new", Some(2), &functions, &states, &[owner.clone()]);
         assert_eq!(
             conflicts,
             vec![
@@ -578,6 +615,28 @@ mod tests {
                 "klp_state id 4 is used by owner in replace set 1".to_string(),
             ]
         );
+        assert!(
+            explain_refusal("new", Some(1), &functions, &states, &[owner.clone()]).is_empty(),
+            "same set"
+        );
+        assert!(
+            explain_refusal("new", None, &functions, &states, &[owner]).is_empty(),
+            "no sets"
+        );
+    }
+
+    #[test]
+    fn replaced_patches_by_set() {
+        let mut a = patch("a");
+        a.enabled = true;
+        a.replace_set = Some(1);
+        let mut b = patch("b");
+        b.enabled = true;
+        b.replace_set = Some(2);
+        let loaded = [a, b];
+        assert_eq!(replaced_by("new", Some(1), &loaded), vec!["a"]);
+        assert_eq!(replaced_by("new", None, &loaded), vec!["a", "b"]);
+        assert!(replaced_by("new", Some(3), &loaded).is_empty());
     }
 
     #[test]

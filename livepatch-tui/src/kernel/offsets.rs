@@ -51,7 +51,10 @@ pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         klp_state_id: find("klp_state", &["id"]),
         klp_state_version: find("klp_state", &["version"]),
         klp_state_size: size(btf, "klp_state", &mut missing),
-        reserved: 0,
+        klp_patch_replace_set: btf
+            .member_offset("klp_patch", "replace_set")
+            .unwrap_or(OFFSET_MISSING),
+        reserved: [0; 2],
     };
     missing.extend(missing_members);
     if TIF_PATCH_PENDING.is_none() {

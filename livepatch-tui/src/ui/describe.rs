@@ -64,7 +64,9 @@ pub fn describe(event: &Event) -> String {
         Event::ModuleGoing { module } => format!("module unloading: {module}"),
         Event::ObjectPatched { object } => format!("object patched: {object}"),
         Event::ObjectUnpatched { object } => format!("object unpatched: {object}"),
-        Event::PatchesReplaced { patch } => format!("patches replaced by {patch} being unpatched"),
+        Event::PatchesReplaced { patch, replaced } => {
+            format!("{patch} replaces {}", replaced.join(", "))
+        }
         Event::PatchFunction {
             patch,
             object,

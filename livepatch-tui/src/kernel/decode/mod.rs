@@ -8,7 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use livepatch_common::{
-    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawStack, RawState,
+    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, REPLACE_SET_FLAG, RawEvent, RawFunction, RawKind, RawStack,
+    RawState,
 };
 
 use crate::event::{BlockReason, Event, PatchState, Record, SwitchVia, TaskKind, TaskRef};
@@ -41,6 +42,8 @@ pub struct Decoder {
     enabling: HashMap<u32, String>,
     /// Whether each patch seen loading replaces all others.
     cumulative: HashMap<String, bool>,
+    /// Replace set of each patch seen loading, on kernels with replace sets.
+    replace_sets: HashMap<String, u32>,
     /// Records the decoder could not read.
     pub unknown_records: u64,
 }
@@ -48,6 +51,12 @@ pub struct Decoder {
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// `patch->replace_set` as seen when the patch was enabled, if the
+    /// kernel has replace sets and the patch was seen.
+    pub fn replace_set(&self, patch: &str) -> Option<u32> {
+        self.replace_sets.get(patch).copied()
     }
 
     /// `patch->replace` as seen when the patch was enabled, if it was.
@@ -121,7 +130,11 @@ impl Decoder {
             RawKind::TaskUpdate => self.task_update(raw),
             RawKind::TaskFork => self.task_fork(raw),
             RawKind::PatchEnable => {
-                if raw.value >= 0 {
+                if raw.value & REPLACE_SET_FLAG != 0 {
+                    // Every patch replaces the enabled patches of its set.
+                    self.cumulative.insert(name.clone(), true);
+                    self.replace_sets.insert(name.clone(), raw.value as u32);
+                } else if raw.value >= 0 {
                     self.cumulative.insert(name.clone(), raw.value == 1);
                 }
                 self.enabling.insert(raw.pid, name);
@@ -146,7 +159,10 @@ impl Decoder {
             RawKind::ObjectUnpatch => vec![Event::ObjectUnpatched {
                 object: object_name(name),
             }],
-            RawKind::UnpatchReplaced => vec![Event::PatchesReplaced { patch: name }],
+            RawKind::UnpatchReplaced => vec![Event::PatchesReplaced {
+                patch: name,
+                replaced: Vec::new(),
+            }],
             // Sent as their own record types; see decode_bytes().
             RawKind::PatchFunction | RawKind::PatchStateId | RawKind::TaskStack => Vec::new(),
         }
