@@ -59,9 +59,9 @@ pub enum RawKind {
     /// `value` is the parent's `patch_state`, which the child inherits.
     TaskFork = 11,
     /// fentry `klp_enable_patch(patch)`: `name` is the patch's module.
-    /// `value` is [`REPLACE_SET_FLAG`] plus `patch->replace_set` on kernels
-    /// with replace sets, else `patch->replace` (1 cumulative), or -1 when
-    /// unknown.
+    /// `value` is the u32 at [`KernelOffsets::klp_patch_replace`]:
+    /// `replace_set` on kernels with replace sets, else `replace` in its low
+    /// byte; -1 when unknown.
     PatchEnable = 12,
     /// kretprobe `klp_enable_patch()`: `value` is the return code.
     PatchEnableResult = 13,
@@ -164,10 +164,6 @@ impl RawEvent {
         }
     }
 }
-
-/// Marks a [`RawKind::PatchEnable`] value that carries a replace set in its
-/// low 32 bits.
-pub const REPLACE_SET_FLAG: i64 = 1 << 32;
 
 /// Bytes kept of an object (module) name in [`RawFunction`].
 pub const OBJECT_LEN: usize = 64;
@@ -277,8 +273,9 @@ pub struct KernelOffsets {
     /// Bit number of `TIF_PATCH_PENDING` in the thread flags; an
     /// architecture constant, not in BTF (13 on x86-64).
     pub tif_patch_pending_bit: u32,
-    /// `struct klp_patch.replace` (bool; a u32 `replace_set` on kernels
-    /// with replace sets, which the loader does not hand over here).
+    /// `struct klp_patch.replace_set` (u32) on kernels with replace sets,
+    /// else `struct klp_patch.replace` (bool, followed by padding that a
+    /// static initializer leaves zero).
     pub klp_patch_replace: u32,
     /// `struct klp_patch.objs`
     pub klp_patch_objs: u32,
@@ -302,13 +299,11 @@ pub struct KernelOffsets {
     pub klp_state_version: u32,
     /// `sizeof(struct klp_state)`
     pub klp_state_size: u32,
-    /// `struct klp_patch.replace_set` (u32), on kernels with replace sets.
-    pub klp_patch_replace_set: u32,
     /// Always zero; keeps the size a multiple of 8.
-    pub reserved: [u32; 2],
+    pub reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 26 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 24 * 4);
 
 impl KernelOffsets {
     /// Offsets that mark every field missing.
@@ -337,8 +332,7 @@ impl KernelOffsets {
             klp_state_id: OFFSET_MISSING,
             klp_state_version: OFFSET_MISSING,
             klp_state_size: OFFSET_MISSING,
-            klp_patch_replace_set: OFFSET_MISSING,
-            reserved: [0; 2],
+            reserved: 0,
         }
     }
 }

@@ -24,9 +24,7 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext, RetProbeContext},
 };
 use aya_log_ebpf::debug;
-use livepatch_common::{
-    CheckArgs, KernelOffsets, REPLACE_SET_FLAG, RawEvent, RawKind, RawStack, STACK_FRAMES,
-};
+use livepatch_common::{CheckArgs, KernelOffsets, RawEvent, RawKind, RawStack, STACK_FRAMES};
 
 use crate::read::{read_field, read_str_at, read_str_field, read_task};
 
@@ -309,12 +307,14 @@ pub fn klp_copy_process(ctx: FEntryContext) -> u32 {
 pub fn klp_enable_patch(ctx: FEntryContext) -> u32 {
     let patch: *const u8 = ctx.arg(0);
     let offsets = offsets();
-    let replace = match read_field::<u32>(patch, offsets.klp_patch_replace_set) {
-        Some(set) => REPLACE_SET_FLAG | i64::from(set),
-        None => read_field::<u8>(patch, offsets.klp_patch_replace).map_or(-1, i64::from),
-    };
-    emit_patch(RawKind::PatchEnable, patch, replace);
+
+    // The long unrolled walk comes first and the rest stays branch-poor:
+    // every branch before or around it makes the verifier check the walk
+    // once more, which took a minute in the lab's emulated guest.
     walk::walk_patch(patch, &offsets);
+
+    let replace = read_field::<u32>(patch, offsets.klp_patch_replace).map_or(-1, i64::from);
+    emit_patch(RawKind::PatchEnable, patch, replace);
     0
 }
 

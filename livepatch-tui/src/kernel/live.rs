@@ -124,7 +124,7 @@ impl LiveSource {
             lost,
             logger,
             sender,
-            decoder: Decoder::new(),
+            decoder: Decoder::for_kernel(btf.member_offset("klp_patch", "replace_set").is_some()),
             sysfs_root: PathBuf::from(sysfs::SYSFS_ROOT),
             sysfs_interval: Duration::from_millis(options.sysfs_interval_ms),
             inventory: None,

@@ -39,7 +39,7 @@ pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         task_cpu: find("task_struct", &["thread_info.cpu", "cpu"]),
         task_thread_flags: find("task_struct", &["thread_info.flags"]),
         tif_patch_pending_bit: TIF_PATCH_PENDING.unwrap_or(OFFSET_MISSING),
-        klp_patch_replace: find("klp_patch", &["replace"]),
+        klp_patch_replace: find("klp_patch", &["replace_set", "replace"]),
         klp_patch_objs: find("klp_patch", &["objs"]),
         klp_patch_states: find("klp_patch", &["states"]),
         klp_object_funcs: find("klp_object", &["funcs"]),
@@ -51,10 +51,7 @@ pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         klp_state_id: find("klp_state", &["id"]),
         klp_state_version: find("klp_state", &["version"]),
         klp_state_size: size(btf, "klp_state", &mut missing),
-        klp_patch_replace_set: btf
-            .member_offset("klp_patch", "replace_set")
-            .unwrap_or(OFFSET_MISSING),
-        reserved: [0; 2],
+        reserved: 0,
     };
     missing.extend(missing_members);
     if TIF_PATCH_PENDING.is_none() {

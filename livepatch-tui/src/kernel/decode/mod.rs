@@ -8,8 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use livepatch_common::{
-    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, REPLACE_SET_FLAG, RawEvent, RawFunction, RawKind, RawStack,
-    RawState,
+    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawStack, RawState,
 };
 
 use crate::event::{BlockReason, Event, PatchState, Record, SwitchVia, TaskKind, TaskRef};
@@ -44,6 +43,8 @@ pub struct Decoder {
     cumulative: HashMap<String, bool>,
     /// Replace set of each patch seen loading, on kernels with replace sets.
     replace_sets: HashMap<String, u32>,
+    /// `struct klp_patch` has `replace_set` in place of `replace`.
+    kernel_has_replace_sets: bool,
     /// Records the decoder could not read.
     pub unknown_records: u64,
 }
@@ -51,6 +52,15 @@ pub struct Decoder {
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder for a kernel with or without replace sets, which changes
+    /// what `klp_enable_patch` reports.
+    pub fn for_kernel(has_replace_sets: bool) -> Self {
+        Self {
+            kernel_has_replace_sets: has_replace_sets,
+            ..Self::default()
+        }
     }
 
     /// `patch->replace_set` as seen when the patch was enabled, if the
@@ -130,12 +140,12 @@ impl Decoder {
             RawKind::TaskUpdate => self.task_update(raw),
             RawKind::TaskFork => self.task_fork(raw),
             RawKind::PatchEnable => {
-                if raw.value & REPLACE_SET_FLAG != 0 {
+                if raw.value >= 0 && self.kernel_has_replace_sets {
                     // Every patch replaces the enabled patches of its set.
                     self.cumulative.insert(name.clone(), true);
                     self.replace_sets.insert(name.clone(), raw.value as u32);
                 } else if raw.value >= 0 {
-                    self.cumulative.insert(name.clone(), raw.value == 1);
+                    self.cumulative.insert(name.clone(), raw.value & 0xff == 1);
                 }
                 self.enabling.insert(raw.pid, name);
                 Vec::new()

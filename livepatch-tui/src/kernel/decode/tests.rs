@@ -354,3 +354,16 @@ fn stack_follows_failed_check_once() {
         "changed stack"
     );
 }
+
+#[test]
+fn replace_set_read_on_replace_set_kernel() {
+    let mut decoder = Decoder::for_kernel(true);
+    decoder.decode(&named(RawKind::PatchEnable, 0, "set2", 2));
+    assert_eq!(decoder.replace_set("set2"), Some(2));
+    assert_eq!(decoder.cumulative("set2"), Some(true));
+
+    let mut old_kernel = Decoder::for_kernel(false);
+    old_kernel.decode(&named(RawKind::PatchEnable, 0, "stacked", 0));
+    assert_eq!(old_kernel.replace_set("stacked"), None);
+    assert_eq!(old_kernel.cumulative("stacked"), Some(false));
+}
