@@ -6,7 +6,7 @@ DATA_PORT=/dev/ttyS1
 MODULE_DIR=/lib/modules-lab
 LIVEPATCH_SYSFS=/sys/kernel/livepatch
 TOOL=/usr/bin/livepatch-tui
-TOOL_READY_TIMEOUT_S=20
+TOOL_READY_TIMEOUT_S=60
 TOOL_PID=
 
 # Writes one marker line to the data channel (see xtask/src/outputs.rs).
@@ -112,15 +112,16 @@ disable_patch() {
 	wait_until "${2:-30}" "$1 unpatched" patch_gone "$1" || fail "transition of $1 to unpatched did not complete"
 }
 
-# Starts `livepatch-tui log` in the background, writing to $OUT/jsonl, and waits
-# until it has written its inventory, i.e. has attached its probes. Does nothing
-# when the lab runs without the tool (lab.tool=0 on the kernel command line).
+# start_tool [OPTION...]: starts `livepatch-tui log OPTION...` in the background,
+# writing to $OUT/jsonl, and waits until it has written its inventory, i.e. has
+# attached its probes. Does nothing when the lab runs without the tool (lab.tool=0
+# on the kernel command line).
 start_tool() {
 	[ "$LAB_TOOL" = 1 ] || return 0
 	local started
 	started=$(now_ms)
 	: > "$OUT/jsonl"
-	"$TOOL" log --output "$OUT/jsonl" 2> "$OUT/tool-stderr" &
+	"$TOOL" log --output "$OUT/jsonl" "$@" 2> "$OUT/tool-stderr" &
 	TOOL_PID=$!
 	if ! wait_until "$TOOL_READY_TIMEOUT_S" "the tool's inventory line" \
 		grep -q '"kind": *"inventory"' "$OUT/jsonl"; then
@@ -190,4 +191,39 @@ reset_kernel_state() {
 		done
 	done
 	return 0
+}
+
+# tool_logged KIND [PATTERN...]: whether the tool's log has a KIND event whose
+# line also matches each extended regular expression PATTERN.
+tool_logged() {
+	local kind="$1" lines pattern
+	shift
+	lines=$(grep "\"kind\": *\"$kind\"" "$OUT/jsonl") || return 1
+	for pattern in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E "$pattern") || return 1
+	done
+}
+
+# dmesg_count_since MARKER TEXT: how many kernel log lines after the last line
+# that contains MARKER contain TEXT.
+dmesg_count_since() {
+	dmesg_since "$1" | grep -c -F "$2" || true
+}
+
+# dmesg_count_at_least N MARKER TEXT: whether dmesg_count_since MARKER TEXT is N
+# or more.
+dmesg_count_at_least() {
+	[ "$(dmesg_count_since "$2" "$3")" -ge "$1" ]
+}
+
+# cpu_ticks PID: user plus system CPU time of PID, in clock ticks of 10 ms. These
+# are fields 14 and 15 of /proc/PID/stat, which awk finds as long as the comm field
+# has no spaces, as for our tools.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# status_kb PID FIELD: a field of /proc/PID/status in kB, such as VmRSS or VmHWM.
+status_kb() {
+	awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 
 use crate::command;
 
@@ -16,7 +17,16 @@ const SOURCE_DIRS: &[&str] = &[
     "tools/testing/selftests/livepatch",
 ];
 
-/// Installed kernel that the lab boots and builds modules against.
+/// Kernel that the lab boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelChoice {
+    /// Debian's packaged 6.1 kernel, with its headers.
+    Debian,
+    /// 6.1 with replace sets, built and cached by `cargo xtask kernel`.
+    ReplaceSet,
+}
+
+/// Kernel that the lab boots and builds modules against.
 pub struct GuestKernel {
     pub version: String,
     pub image: PathBuf,

@@ -10,16 +10,23 @@ use clap::Args;
 
 use crate::command::{self, target_dir, workspace_root};
 use crate::initramfs::{self, Contents};
-use crate::kernel::{self, GuestKernel};
+use crate::kernel::{self, GuestKernel, KernelChoice};
 use crate::modules;
 use crate::outputs::{self, LabOutput, MARKER};
-use crate::scenarios;
+use crate::replace_set_kernel;
+use crate::scenarios::{self, Scenario};
 use crate::vm::{self, Accel, VmConfig};
 
 #[derive(Args)]
 pub struct LabArgs {
-    /// Scenarios to run, in this order (default: all of sample, blocked, observer).
+    /// Scenarios to run, in this order (default: every scenario for the chosen
+    /// kernel).
     pub scenarios: Vec<String>,
+    /// Kernel to boot. `replace-set` is 6.1 with replace sets, which
+    /// `cargo xtask kernel` builds and caches. Without a cached build, the run
+    /// builds it first (11 to 14 min on 2 cores).
+    #[arg(long, value_enum, default_value_t = KernelChoice::Debian)]
+    pub kernel: KernelChoice,
     /// Open a shell on this terminal after the scenarios, with no time limit.
     /// `poweroff -f` in the guest ends the run, and the checks follow.
     #[arg(long)]
@@ -34,25 +41,49 @@ pub struct LabArgs {
     /// Time limit for the VM in seconds, after which QEMU is killed.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    /// Run only the "demo" scenario and, if its checks pass, copy its log to
+    /// livepatch-tui/assets/demo.jsonl, the recording that `livepatch-tui demo`
+    /// plays.
+    #[arg(long, conflicts_with_all = ["scenarios", "keep", "without_tool"])]
+    pub record_demo: bool,
 }
 
+/// Scenario whose log becomes the demo recording.
+const DEMO_SCENARIO: &str = "demo";
+
+/// Where the recording that `livepatch-tui demo` plays lives, from the workspace root.
+const DEMO_ASSET: &str = "livepatch-tui/assets/demo.jsonl";
+
 /// Paths of the lab: the workspace root and the lab's directory under `target/`.
-struct LabPaths {
-    root: PathBuf,
-    work: PathBuf,
+pub(crate) struct LabPaths {
+    pub(crate) root: PathBuf,
+    pub(crate) work: PathBuf,
+}
+
+impl LabPaths {
+    /// Creates the lab's directory: `$LIVEPATCH_LAB_DIR` if set, else `target/lab`.
+    pub(crate) fn new() -> Result<Self> {
+        let paths = Self {
+            root: workspace_root(),
+            // A separate directory lets two lab runs share one checkout.
+            work: std::env::var_os("LIVEPATCH_LAB_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| target_dir().join("lab")),
+        };
+        fs::create_dir_all(&paths.work)?;
+        Ok(paths)
+    }
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
     let started = Instant::now();
-    let selected = scenarios::select(&args.scenarios)?;
-    let paths = LabPaths {
-        root: workspace_root(),
-        // A separate directory lets two lab runs share one checkout.
-        work: std::env::var_os("LIVEPATCH_LAB_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| target_dir().join("lab")),
+    let names = if args.record_demo {
+        vec![DEMO_SCENARIO.to_owned()]
+    } else {
+        args.scenarios.clone()
     };
-    fs::create_dir_all(&paths.work)?;
+    let selected = select_scenarios(&names, args.kernel)?;
+    let paths = LabPaths::new()?;
     for scenario in &selected {
         let script = paths
             .root
@@ -68,9 +99,10 @@ pub fn run(args: &LabArgs) -> Result<()> {
     } else {
         Some(build_tool()?)
     };
-    let kernel = kernel::find_guest_kernel()?;
+    let setup = prepare_kernel(args.kernel, &paths)?;
+    let kernel = &setup.kernel;
     println!("lab: guest kernel {}", kernel.version);
-    let initrd = build_initramfs(&paths, &kernel, tool.as_deref())?;
+    let initrd = build_initramfs(&paths, &setup, tool.as_deref())?;
 
     let names: Vec<&str> = selected.iter().map(|scenario| scenario.name).collect();
     let config = VmConfig {
@@ -86,12 +118,14 @@ pub fn run(args: &LabArgs) -> Result<()> {
         console_log: paths.work.join("console.log"),
         data_file: paths.work.join("data.out"),
         interactive: args.keep,
+        quiet_console: false,
         timeout: Duration::from_secs(args.timeout),
     };
     let vm_started = Instant::now();
     let run = vm::boot(&config, |line| print_progress(line, vm_started))?;
 
     let output = read_results(&config, &paths.work.join("out"))?;
+    keep_tool_logs(&output)?;
     let report = scenarios::check_all(&selected, &output, tool.is_some());
     println!(
         "lab: -accel {}: guest booted to /init in {}, VM ran {:.1} s{}; lab took {:.1} s",
@@ -104,20 +138,104 @@ pub fn run(args: &LabArgs) -> Result<()> {
     );
     println!("{}", report.summary());
     if report.failed > 0 || run.timed_out {
+        if args.record_demo {
+            println!("lab: the demo recording was not saved, because the run failed");
+        }
         return Err(ChecksFailed.into());
+    }
+    if args.record_demo {
+        save_demo_recording(&output, &paths)?;
     }
     Ok(())
 }
 
+/// Resolves the scenario names for `kernel`. Without names, it selects every
+/// scenario that runs on that kernel: the replace-set scenarios on the replace-set
+/// kernel, the others on Debian's. A named replace-set scenario needs that kernel.
+pub(crate) fn select_scenarios(
+    names: &[String],
+    kernel: KernelChoice,
+) -> Result<Vec<&'static Scenario>> {
+    let replace_sets = kernel == KernelChoice::ReplaceSet;
+    let selected = scenarios::select(names)?;
+    if names.is_empty() {
+        return Ok(selected
+            .into_iter()
+            .filter(|scenario| scenarios::needs_replace_set_kernel(scenario.name) == replace_sets)
+            .collect());
+    }
+    if let Some(scenario) = selected
+        .iter()
+        .find(|scenario| scenarios::needs_replace_set_kernel(scenario.name) && !replace_sets)
+    {
+        bail!(
+            "scenario {} needs a kernel with replace sets: add --kernel replace-set",
+            scenario.name
+        );
+    }
+    Ok(selected)
+}
+
+/// The kernel to boot, the source of its livepatch sample and selftest modules,
+/// and where modules are built for it.
+pub(crate) struct KernelSetup {
+    pub(crate) kernel: GuestKernel,
+    livepatch_sources: PathBuf,
+    modules_dir: PathBuf,
+    /// Whether a directory of `lab/modules/` that fails to build is skipped
+    /// instead of failing the run. True on the replace-set kernel, where modules
+    /// that set `struct klp_patch.replace` cannot compile.
+    skip_unbuildable_lab_modules: bool,
+}
+
+pub(crate) fn prepare_kernel(choice: KernelChoice, paths: &LabPaths) -> Result<KernelSetup> {
+    match choice {
+        KernelChoice::Debian => {
+            let kernel = kernel::find_guest_kernel()?;
+            let livepatch_sources = kernel::extract_livepatch_sources(&paths.work.join("src"))?;
+            Ok(KernelSetup {
+                kernel,
+                livepatch_sources,
+                modules_dir: paths.work.join("modules"),
+                skip_unbuildable_lab_modules: false,
+            })
+        }
+        KernelChoice::ReplaceSet => {
+            let built = replace_set_kernel::ensure(None)?;
+            println!(
+                "lab: replace-set kernel in {} (its build took {:.1} min)",
+                built.dir.display(),
+                built.build_secs / 60.0
+            );
+            // The patched tree's own selftest modules set replace_set in place of
+            // replace, so they build against it.
+            Ok(KernelSetup {
+                kernel: GuestKernel {
+                    version: built.release,
+                    image: built.image,
+                    build_dir: built.tree.clone(),
+                },
+                livepatch_sources: built.tree,
+                modules_dir: paths.work.join("modules-replace-set"),
+                skip_unbuildable_lab_modules: true,
+            })
+        }
+    }
+}
+
 /// Builds the modules and packs them with the tool and the guest scripts into
 /// `target/lab/initramfs.cpio.gz`, and returns that path.
-fn build_initramfs(paths: &LabPaths, kernel: &GuestKernel, tool: Option<&Path>) -> Result<PathBuf> {
-    let kernel_source = kernel::extract_livepatch_sources(&paths.work.join("src"))?;
+pub(crate) fn build_initramfs(
+    paths: &LabPaths,
+    setup: &KernelSetup,
+    tool: Option<&Path>,
+) -> Result<PathBuf> {
     let modules = modules::build_all(
-        kernel,
-        &kernel_source,
+        &setup.kernel,
+        &setup.livepatch_sources,
         &paths.root.join("lab/modules"),
-        &paths.work.join("modules"),
+        &setup.modules_dir,
+        setup.skip_unbuildable_lab_modules,
     )?;
 
     let initrd = paths.work.join("initramfs.cpio.gz");
@@ -141,7 +259,7 @@ fn build_initramfs(paths: &LabPaths, kernel: &GuestKernel, tool: Option<&Path>) 
 }
 
 /// Parses the data channel and writes each scenario's files to `out_dir`.
-fn read_results(config: &VmConfig, out_dir: &Path) -> Result<LabOutput> {
+pub(crate) fn read_results(config: &VmConfig, out_dir: &Path) -> Result<LabOutput> {
     let data = fs::read(&config.data_file)
         .with_context(|| format!("failed to read {}", config.data_file.display()))?;
     let output = outputs::parse(&String::from_utf8_lossy(&data));
@@ -168,7 +286,7 @@ impl std::fmt::Display for ChecksFailed {
 impl std::error::Error for ChecksFailed {}
 
 /// Builds the tool in release mode and returns the binary's path.
-fn build_tool() -> Result<PathBuf> {
+pub(crate) fn build_tool() -> Result<PathBuf> {
     println!("lab: building livepatch-tui (cargo build --release -p livepatch-tui)");
     command::run(command::cargo().args(["build", "--release", "-p", "livepatch-tui"]))?;
     let binary = target_dir().join("release/livepatch-tui");
@@ -193,4 +311,36 @@ fn print_progress(line: &str, vm_started: Instant) {
         ["done"] => println!("lab: [{elapsed:5.1} s] all scenarios ran"),
         _ => {}
     }
+}
+
+/// Copies each scenario's tool log to `target/lab-recordings/<scenario>.jsonl`, where
+/// later runs of other scenarios leave it. The model bench reads the "scale" log there.
+fn keep_tool_logs(output: &LabOutput) -> Result<()> {
+    let dir = target_dir().join("lab-recordings");
+    for (scenario, scenario_output) in &output.scenarios {
+        let Some(log) = scenario_output.files.get("jsonl") else {
+            continue;
+        };
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{scenario}.jsonl"));
+        fs::write(&path, log).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the demo scenario's log over the recording that `livepatch-tui demo` plays.
+fn save_demo_recording(output: &LabOutput, paths: &LabPaths) -> Result<()> {
+    let log = output
+        .scenarios
+        .get(DEMO_SCENARIO)
+        .and_then(|scenario| scenario.files.get("jsonl"))
+        .context("the demo scenario sent no tool log")?;
+    let asset = paths.root.join(DEMO_ASSET);
+    fs::write(&asset, log).with_context(|| format!("failed to write {}", asset.display()))?;
+    println!(
+        "lab: saved the demo recording ({} lines) to {}",
+        log.lines().count(),
+        asset.display()
+    );
+    Ok(())
 }

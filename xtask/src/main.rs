@@ -2,16 +2,19 @@
 //!
 //! `setup` installs the toolchain pieces the build needs, `lab` boots a QEMU guest
 //! with Debian's 6.1 kernel and checks the tool against real livepatch transitions,
-//! and `ci` runs the whole pipeline that CI runs.
+//! and `ci` runs the whole pipeline that CI runs. `kernel` builds the lab's second
+//! guest kernel, 6.1 with replace sets.
 
 mod ci;
 mod command;
+mod dashboard;
 mod events;
 mod initramfs;
 mod kernel;
 mod lab;
 mod modules;
 mod outputs;
+mod replace_set_kernel;
 mod scenarios;
 mod setup;
 mod vm;
@@ -37,6 +40,12 @@ enum Task {
     },
     /// Boot the lab VM once, run the scenarios in it and check their results.
     Lab(lab::LabArgs),
+    /// Boot the lab VM with the live dashboard on this terminal while a scenario
+    /// runs in the background; quitting the dashboard powers the VM off.
+    LabDashboard(dashboard::DashboardArgs),
+    /// Build the 6.1 kernel with replace sets for `lab --kernel replace-set`, or
+    /// reuse the cached build, and print its paths and build time.
+    Kernel(replace_set_kernel::KernelArgs),
     /// Run the CI pipeline: setup --lab, fmt, clippy, tests, then the lab.
     Ci,
 }
@@ -46,6 +55,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Setup { lab } => setup::run(lab),
         Task::Lab(args) => lab::run(&args),
+        Task::LabDashboard(args) => dashboard::run(&args),
+        Task::Kernel(args) => replace_set_kernel::run(&args),
         Task::Ci => ci::run(),
     };
     match result {

@@ -16,22 +16,36 @@ use crate::kernel::GuestKernel;
 ///
 /// Each group is copied into its own directory under `build_root` and built there, so
 /// the source trees stay clean. Files are copied only when their content changed, which
-/// keeps the kernel's make incremental between runs.
+/// keeps the kernel's make incremental between runs. With `skip_unbuildable_lab_groups`,
+/// a directory of `lab/modules/` that fails to build is reported and left out.
 pub fn build_all(
     kernel: &GuestKernel,
     kernel_source: &Path,
     lab_modules: &Path,
     build_root: &Path,
+    skip_unbuildable_lab_groups: bool,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut groups = vec![kernel_group(kernel_source)?];
     groups.extend(lab_groups(lab_modules)?);
 
     let mut modules = BTreeMap::new();
-    for group in &groups {
+    for (index, group) in groups.iter().enumerate() {
         let dir = build_root.join(&group.name);
         stage_group(group, &dir)?;
         let started = Instant::now();
-        make_modules(kernel, &dir)?;
+        // The first group is the kernel's own, which must always build.
+        if let Err(error) = make_modules(kernel, &dir) {
+            if index == 0 || !skip_unbuildable_lab_groups {
+                return Err(error);
+            }
+            println!(
+                "lab: skipped {}: it does not build against {}: {}",
+                group.name,
+                kernel.version,
+                first_error_line(&format!("{error:#}"))
+            );
+            continue;
+        }
         let built = list_modules(&dir)?;
         println!(
             "lab: built {} module(s) of {} in {:.1} s",
@@ -154,6 +168,16 @@ fn make_modules(kernel: &GuestKernel, dir: &Path) -> Result<()> {
     )
     .with_context(|| format!("failed to build the modules in {}", dir.display()))?;
     Ok(())
+}
+
+/// Returns the first compiler error in make's output, or its first line.
+fn first_error_line(output: &str) -> &str {
+    output
+        .lines()
+        .find(|line| line.contains("error:"))
+        .or_else(|| output.lines().next())
+        .unwrap_or("")
+        .trim()
 }
 
 /// Lists the `.ko` files in `dir`, keyed by module name (file stem with `-` as `_`,

@@ -30,6 +30,17 @@ pub const LAB_PACKAGES: &[&str] = &[
     "prometheus",
     // A terminal for the dashboard test that drives the binary in a pseudo-terminal.
     "tmux",
+    // Building the replace-set kernel (`cargo xtask kernel`): the compiler and
+    // kbuild's tools, and pahole (in dwarves) for the kernel's and modules' BTF.
+    "gcc",
+    "bc",
+    "bison",
+    "flex",
+    "libelf-dev",
+    "libssl-dev",
+    "dwarves",
+    "patch",
+    "xz-utils",
 ];
 
 pub fn run(lab: bool) -> Result<()> {
@@ -157,7 +168,9 @@ fn stop_packaged_prometheus() {
         return;
     }
     println!("setup: systemctl disable --now prometheus (the tests start their own)");
-    if let Err(error) = command::run(Command::new("systemctl").args(["disable", "--now", "prometheus"])) {
+    if let Err(error) =
+        command::run(Command::new("systemctl").args(["disable", "--now", "prometheus"]))
+    {
         println!("setup: could not stop the packaged Prometheus: {error:#}");
     }
 }

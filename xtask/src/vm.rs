@@ -12,6 +12,11 @@ use clap::ValueEnum;
 
 use crate::command;
 
+/// Guest memory. The "scale" scenario runs 5,000 extra processes, which take
+/// about 115 KiB each (MemAvailable before and after, in that scenario), and the
+/// kernel's default threads-max is one task per 128 KiB of memory (8,192 at 1 GiB).
+const GUEST_MEMORY_MIB: &str = "2048";
+
 /// QEMU accelerator choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Accel {
@@ -33,6 +38,9 @@ pub struct VmConfig<'a> {
     pub data_file: PathBuf,
     /// Attach the console to this terminal and wait without a time limit.
     pub interactive: bool,
+    /// Print only emergency kernel messages on the console, for a program that
+    /// draws on it. The kernel log keeps every message.
+    pub quiet_console: bool,
     pub timeout: Duration,
 }
 
@@ -105,8 +113,9 @@ fn qemu_command(config: &VmConfig, accel: &str) -> Command {
     // pr_debug on for the transition code makes the kernel log why each task cannot
     // switch ("... has an unreliable stack", "... is sleeping on function ..."), and
     // loglevel=8 lets these KERN_DEBUG lines reach the console log as well as dmesg.
+    let loglevel = if config.quiet_console { 1 } else { 8 };
     let cmdline = format!(
-        "console=ttyS0 loglevel=8 panic=-1 log_buf_len=4M \
+        "console=ttyS0 loglevel={loglevel} panic=-1 log_buf_len=4M \
          dyndbg=\"file kernel/livepatch/transition.c +p\" {}",
         config.extra_cmdline
     );
@@ -120,7 +129,7 @@ fn qemu_command(config: &VmConfig, accel: &str) -> Command {
     };
 
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", accel, "-m", "1024", "-smp", "2"])
+    qemu.args(["-accel", accel, "-m", GUEST_MEMORY_MIB, "-smp", "2"])
         .args([
             "-nographic",
             "-no-reboot",

@@ -1,9 +1,28 @@
 //! The lab's scenarios: each has a guest script `lab/guest/scenarios/<name>.sh` and
 //! host-side checks over what the script sent back.
 
+mod atomic_replace;
 mod blocked;
+mod call_counts;
+mod calls;
+mod calls_overhead;
+mod demo;
+mod force;
+mod fork;
+mod idle;
+mod kthread;
+mod nonroot;
 mod observer;
+mod replace_sets;
+mod reverse;
 mod sample;
+mod scale;
+mod stacked;
+mod target_module;
+mod timeline;
+mod verdicts;
+
+pub use replace_sets::needs_replace_set_kernel;
 
 use std::fmt::Display;
 
@@ -31,6 +50,70 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "observer",
         check: observer::check,
+    },
+    Scenario {
+        name: "reverse",
+        check: reverse::check,
+    },
+    Scenario {
+        name: "force",
+        check: force::check,
+    },
+    Scenario {
+        name: "kthread",
+        check: kthread::check,
+    },
+    Scenario {
+        name: "fork",
+        check: fork::check,
+    },
+    Scenario {
+        name: "idle",
+        check: idle::check,
+    },
+    Scenario {
+        name: "scale",
+        check: scale::check,
+    },
+    Scenario {
+        name: "demo",
+        check: demo::check,
+    },
+    Scenario {
+        name: "sets-disjoint",
+        check: replace_sets::check_disjoint,
+    },
+    Scenario {
+        name: "sets-replace",
+        check: replace_sets::check_replace,
+    },
+    Scenario {
+        name: "sets-conflict",
+        check: replace_sets::check_conflict,
+    },
+    Scenario {
+        name: "stacked",
+        check: stacked::check,
+    },
+    Scenario {
+        name: "atomic_replace",
+        check: atomic_replace::check,
+    },
+    Scenario {
+        name: "target_module",
+        check: target_module::check,
+    },
+    Scenario {
+        name: "calls",
+        check: calls::check,
+    },
+    Scenario {
+        name: "calls_overhead",
+        check: calls_overhead::check,
+    },
+    Scenario {
+        name: "nonroot",
+        check: nonroot::check,
     },
 ];
 

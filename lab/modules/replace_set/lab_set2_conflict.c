@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Livepatch in replace set 2 that the kernel must reject while a patch
+ * of set 1 is enabled: it replaces cmdline_proc_show(), which set 1 patches.
+ */
+
+#include "replace_set.h"
+
+static int lab_set2_conflict_version_show(struct seq_file *m, void *v)
+{
+	return lab_show_patch_name(m);
+}
+
+static int lab_set2_conflict_cmdline_show(struct seq_file *m, void *v)
+{
+	return lab_show_patch_name(m);
+}
+
+static struct klp_func funcs[] = {
+	{
+		.old_name = "version_proc_show",
+		.new_func = lab_set2_conflict_version_show,
+	},
+	{
+		.old_name = "cmdline_proc_show",
+		.new_func = lab_set2_conflict_cmdline_show,
+	},
+	{ }
+};
+
+static struct klp_object objs[] = {
+	{
+		/* An object without a name is vmlinux. */
+		.funcs = funcs,
+	}, { }
+};
+
+static struct klp_state states[] = {
+	{
+		.id = LAB_STATE_SET2,
+		.version = 1,
+	},
+	{ }
+};
+
+static struct klp_patch patch = {
+	.mod = THIS_MODULE,
+	.objs = objs,
+	.states = states,
+	.replace_set = 2,
+};
+
+static int lab_set2_conflict_init(void)
+{
+	return klp_enable_patch(&patch);
+}
+
+static void lab_set2_conflict_exit(void)
+{
+}
+
+module_init(lab_set2_conflict_init);
+module_exit(lab_set2_conflict_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+MODULE_DESCRIPTION("Replace set 2, rejected: also patches cmdline_proc_show of set 1");
