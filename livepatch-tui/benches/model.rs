@@ -5,8 +5,8 @@
 //! Run with `cargo bench -p livepatch-tui --bench model`. It reads the file in
 //! `LIVEPATCH_BENCH_LOG` if set, else `target/lab-recordings/scale.jsonl`,
 //! which `cargo xtask lab scale` writes. Without either it builds a synthetic
-//! log of the same shape and says so. It prints figures and asserts nothing,
-//! because timings depend on the machine.
+//! log of the same shape and prints that it does. It prints figures and
+//! asserts nothing, because timings depend on the machine.
 
 use std::{
     hint::black_box,
@@ -23,11 +23,11 @@ use livepatch_tui::{
     source::replay,
 };
 
-/// Times the whole log is applied; the median is reported.
+/// Number of times the whole log is applied. The bench reports the median.
 const ROUNDS: usize = 30;
 /// Tasks in the synthetic log, as many as the scale scenario starts.
 const SYNTHETIC_TASKS: u32 = 5_000;
-/// Retry passes in the synthetic log while one kworker holds the transition.
+/// Retry passes in the synthetic log while one kworker blocks the transition.
 const SYNTHETIC_PASSES: u32 = 4;
 const PATCH: &str = "test_klp_callbacks_demo";
 
@@ -70,8 +70,9 @@ fn inventory(enabled: bool, transition: bool) -> Event {
     }
 }
 
-/// One transition to `target` in the shape the lab records: every task switched
-/// in the first pass but one kworker, which blocks `blocked_passes` passes.
+/// Appends one transition to `target` in the shape the lab records: every task
+/// switches in the first pass but one kworker, which blocks `blocked_passes`
+/// passes.
 fn transition(records: &mut Vec<Record>, start_ns: u64, target: PatchState, blocked_passes: u32) {
     let second = 1_000_000_000;
     let kworker = task(17, "kworker/0:1", TaskKind::Kthread);
@@ -126,7 +127,7 @@ fn transition(records: &mut Vec<Record>, start_ns: u64, target: PatchState, bloc
     ));
 }
 
-/// A log of the scale scenario's shape: an inventory, a held patching
+/// Builds a log of the scale scenario's shape: an inventory, a held patching
 /// transition over [`SYNTHETIC_TASKS`] tasks, and the unpatching one.
 fn synthetic_records() -> Vec<Record> {
     let second = 1_000_000_000;

@@ -218,3 +218,33 @@ impl<W: Write> Logger<W> {
         Ok(())
     }
 }
+
+/// Passes records on, each `inventory` followed by the validator's findings
+/// on it, as the headless log writes them: the dashboard's live feed.
+pub fn with_findings(
+    mut records: tokio::sync::mpsc::Receiver<Record>,
+) -> tokio::sync::mpsc::Receiver<Record> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(records.max_capacity());
+    tokio::spawn(async move {
+        while let Some(record) = records.recv().await {
+            let findings = match &record.event {
+                Event::Inventory { patches } => validator::validate(patches),
+                _ => Vec::new(),
+            };
+            let ts_ns = record.ts_ns;
+            if sender.send(record).await.is_err() {
+                return;
+            }
+            for finding in findings {
+                if sender
+                    .send(Record::new(ts_ns, Event::Finding(finding)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    receiver
+}

@@ -49,7 +49,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mode: "live".into(),
                 skipped_lines: 0,
             };
-            ui::run(ui::Feed::Live(live.records), header).await?;
+            let records = headless::with_findings(live.records);
+            ui::run(ui::Feed::Live(records), header).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Log(args)) => headless::run_log(&args, &cli.live).await,

@@ -51,7 +51,7 @@ pub struct LabArgs {
 /// Scenario whose log becomes the demo recording.
 const DEMO_SCENARIO: &str = "demo";
 
-/// Where the recording that `livepatch-tui demo` plays lives, from the workspace root.
+/// Path of the recording that `livepatch-tui demo` plays, from the workspace root.
 const DEMO_ASSET: &str = "livepatch-tui/assets/demo.jsonl";
 
 /// Paths of the lab: the workspace root and the lab's directory under `target/`.

@@ -45,10 +45,11 @@ static struct klp_patch patch = {
 };
 
 /*
- * Not __init: the kernel keeps every symbol of a livepatch module in kallsyms,
- * its init functions too, after their memory is freed and reused by modules
- * loaded later. lab_force_patch.ko stays loaded until poweroff, so a stale
- * symbol there would name code of later scenarios' modules.
+ * Not __init: the kernel keeps every symbol of a livepatch module in kallsyms
+ * (layout_symtab() in kernel/module/kallsyms.c, Linux 6.1), init functions
+ * too, after their memory is freed and reused by modules loaded later.
+ * lab_force_patch.ko stays loaded until poweroff, so a stale symbol there
+ * would name code of later scenarios' modules.
  */
 static int lab_kthread_patch_init(void)
 {

@@ -94,10 +94,16 @@ impl CallCounter {
         let key = (object.to_owned(), function.to_owned(), sympos);
         let original = kallsyms.resolve(object, function, sympos);
         let original = match original {
-            Ok(address) => self.attach(ebpf, kallsyms, address).map(|()| address),
+            Ok(address) => {
+                let module = (object != "vmlinux").then_some(object.as_str());
+                self.attach(ebpf, kallsyms, address, module)
+                    .map(|()| address)
+            }
             Err(reason) => Err(reason),
         };
-        let version = self.attach(ebpf, kallsyms, new_func).map(|()| new_func);
+        let version = self
+            .attach(ebpf, kallsyms, new_func, Some(patch.as_str()))
+            .map(|()| new_func);
         if let Err(reason) = &version {
             log::warn!("calls to {patch}'s {object}:{function} not counted: {reason}");
         }
@@ -183,13 +189,24 @@ impl CallCounter {
         totals
     }
 
-    fn attach(&mut self, ebpf: &mut Ebpf, kallsyms: &Kallsyms, address: u64) -> Result<(), String> {
+    /// Attaches the counter at `address`, a function of `module` (`None`:
+    /// vmlinux).
+    fn attach(
+        &mut self,
+        ebpf: &mut Ebpf,
+        kallsyms: &Kallsyms,
+        address: u64,
+        module: Option<&str>,
+    ) -> Result<(), String> {
         if self.links.contains_key(&address) {
             return Ok(());
         }
-        let symbol = kallsyms
-            .symbol_at(address)
-            .ok_or_else(|| format!("no symbol at {address:#x}"))?;
+        let symbol = kallsyms.symbol_at_in(address, module).ok_or_else(|| {
+            format!(
+                "no symbol of {} at {address:#x}",
+                module.unwrap_or("vmlinux")
+            )
+        })?;
         if !kallsyms.is_unique(&symbol.name) {
             return Err(format!(
                 "{} is not a unique symbol name, so no kprobe can name it",

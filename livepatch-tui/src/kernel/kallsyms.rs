@@ -19,7 +19,9 @@ pub struct Symbol {
 #[derive(Debug, Default)]
 pub struct Kallsyms {
     by_name: HashMap<String, Vec<Symbol>>,
-    by_address: HashMap<u64, Symbol>,
+    /// Several symbols can share an address: a live module's freed
+    /// `__init` code stays listed while later modules reuse its memory.
+    by_address: HashMap<u64, Vec<Symbol>>,
     /// Addresses of `by_address`, ascending, for nearest-symbol lookups.
     sorted: Vec<u64>,
 }
@@ -52,7 +54,8 @@ impl Kallsyms {
             table
                 .by_address
                 .entry(address)
-                .or_insert_with(|| symbol.clone());
+                .or_default()
+                .push(symbol.clone());
             table
                 .by_name
                 .entry(symbol.name.clone())
@@ -71,6 +74,7 @@ impl Kallsyms {
         let Some(symbol) = index
             .checked_sub(1)
             .and_then(|i| self.by_address.get(&self.sorted[i]))
+            .and_then(|symbols| symbols.last())
         else {
             return format!("{address:#x}");
         };
@@ -119,8 +123,20 @@ impl Kallsyms {
         }
     }
 
+    /// The symbol at `address`, preferring the latest one listed.
     pub fn symbol_at(&self, address: u64) -> Option<&Symbol> {
-        self.by_address.get(&address)
+        self.by_address
+            .get(&address)
+            .and_then(|symbols| symbols.last())
+    }
+
+    /// The symbol at `address` that belongs to `module` (`None`: vmlinux).
+    pub fn symbol_at_in(&self, address: u64, module: Option<&str>) -> Option<&Symbol> {
+        self.by_address
+            .get(&address)?
+            .iter()
+            .rev()
+            .find(|symbol| symbol.module.as_deref() == module)
     }
 
     /// Whether only one text symbol has this name, so a kprobe can name it.
@@ -184,6 +200,17 @@ ffffffff81400000 D some_data
             "busymod_work_func+0x4 [test_klp_callbacks_busy]"
         );
         assert_eq!(table.symbolize(0x10), "0x10");
+    }
+
+    #[test]
+    fn shared_address_resolved_by_module() {
+        let text = "ffffffffc0001000 t init_module\t[old_patch]\nffffffffc0001000 t new_func\t[new_patch]\n";
+        let table = Kallsyms::parse(text);
+        let symbol = table
+            .symbol_at_in(0xffffffffc0001000, Some("new_patch"))
+            .unwrap();
+        assert_eq!(symbol.name, "new_func");
+        assert!(table.symbol_at_in(0xffffffffc0001000, None).is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     cli::LiveOptions,
-    event::{Event, PatchInfo, Record, StateInfo},
+    event::{Event, PatchInfo, PatchState, Record, StateInfo},
 };
 
 /// Records waiting for the consumer. When it falls behind, the reader stops
@@ -129,6 +129,7 @@ impl LiveSource {
             sysfs_interval: Duration::from_millis(options.sysfs_interval_ms),
             inventory: None,
             forced: HashSet::new(),
+            transition: None,
             states: HashMap::new(),
             functions: HashMap::new(),
             pending_functions: Vec::new(),
@@ -170,6 +171,8 @@ struct Pump {
     inventory: Option<Vec<PatchInfo>>,
     /// Patches seen forced; sysfs does not show it.
     forced: HashSet<String>,
+    /// Patch and target of the transition in progress.
+    transition: Option<(String, PatchState)>,
     /// `klp_state`s of the patches seen loading; sysfs does not show them.
     states: HashMap<String, Vec<StateInfo>>,
     /// Functions of the patches seen loading, to explain a refused load.
@@ -349,13 +352,14 @@ impl Pump {
                         continue;
                     }
                 }
-                Event::TransitionForced { patch } => {
-                    // klp_force_transition() marks every loaded patch forced.
-                    self.forced.insert(patch.clone());
-                    for known in self.inventory.iter().flatten() {
-                        self.forced.insert(known.name.clone());
-                    }
+                Event::TransitionStarted { patch, target } => {
+                    self.transition = Some((patch.clone(), *target));
+                    inventory_changed = true;
                 }
+                Event::TransitionReversed { patch, target } => {
+                    self.transition = Some((patch.clone(), *target));
+                }
+                Event::TransitionForced { patch } => self.note_forced(patch),
                 Event::PatchStateId { patch, id, version } => {
                     let state = StateInfo {
                         id: *id,
@@ -363,9 +367,9 @@ impl Pump {
                     };
                     self.states.entry(patch.clone()).or_default().push(state);
                 }
-                Event::TransitionCompleted { .. }
-                | Event::TransitionCancelled { .. }
-                | Event::TransitionStarted { .. } => inventory_changed = true,
+                Event::TransitionCompleted { .. } | Event::TransitionCancelled { .. } => {
+                    inventory_changed = true;
+                }
                 _ => {}
             }
             self.sender.send(record).await?;
@@ -374,6 +378,25 @@ impl Pump {
             self.refresh_inventory().await?;
         }
         Ok(())
+    }
+
+    /// Marks the patches that klp_force_transition() (6.1) marks forced: the
+    /// transition's patch when it is being removed, or, when a cumulative
+    /// patch is being applied, every patch it replaces.
+    fn note_forced(&mut self, patch: &str) {
+        let target = self
+            .transition
+            .as_ref()
+            .filter(|(p, _)| p == patch)
+            .map(|(_, t)| *t);
+        if target == Some(PatchState::Unpatched) {
+            self.forced.insert(patch.to_owned());
+        } else if self.decoder.cumulative(patch) == Some(true) {
+            let set = self.decoder.replace_set(patch);
+            for other in replaced_by(patch, set, self.inventory.as_deref().unwrap_or_default()) {
+                self.forced.insert(other);
+            }
+        }
     }
 
     /// Replaces the hex addresses of stack frames with symbol names.

@@ -115,6 +115,8 @@ pub struct App {
     /// Flag for records or table options changed since the task rows were
     /// last rebuilt.
     dirty: bool,
+    /// Start of the transition the task table last showed.
+    shown_transition: Option<u64>,
 }
 
 impl App {
@@ -152,6 +154,7 @@ impl App {
             viewport: Rect::new(0, 0, 80, 24),
             clock_ns: None,
             dirty: true,
+            shown_transition: None,
         }
     }
 
@@ -228,6 +231,14 @@ impl App {
             return;
         }
         self.tasks.rebuild(&self.model.tasks, self.now_ns());
+        // A new transition has new tasks: start at the top of the table, where
+        // the sort puts the tasks that block it.
+        let started = self.model.transition.as_ref().map(|t| t.started_ns);
+        if started.is_some() && started != self.shown_transition {
+            self.shown_transition = started;
+            self.tasks.select(0);
+            self.tasks.offset = 0;
+        }
         self.dirty = false;
     }
 

@@ -22,6 +22,9 @@ struct Current {
     cancelled: bool,
     passes: u32,
     pass_started_ns: Option<u64>,
+    /// Tasks that failed their check in the pass under way: what the kernel
+    /// leaves for the next pass.
+    pass_failures: u32,
     attempts: HashMap<u64, u32>,
     /// Tasks seen and not switched, by [`TaskRef::key`].
     unswitched: HashSet<u64>,
@@ -121,6 +124,7 @@ impl Decoder {
                 if let Some(current) = &mut self.current {
                     current.passes += 1;
                     current.pass_started_ns = Some(raw.ts_ns);
+                    current.pass_failures = 0;
                 }
                 Vec::new()
             }
@@ -188,6 +192,7 @@ impl Decoder {
             cancelled: false,
             passes: 0,
             pass_started_ns: None,
+            pass_failures: 0,
             attempts: HashMap::new(),
             unswitched: HashSet::new(),
             switched: HashSet::new(),
@@ -204,7 +209,7 @@ impl Decoder {
             patch: current.patch.clone(),
             pass: current.passes,
             duration_us: ts_ns.saturating_sub(started) / 1000,
-            tasks_left: current.unswitched.len() as u32,
+            tasks_left: current.pass_failures,
         })
     }
 
@@ -269,6 +274,7 @@ impl Decoder {
         }
 
         current.unswitched.insert(key);
+        current.pass_failures += 1;
         let attempts = current.attempts.entry(key).or_default();
         *attempts += 1;
         let reason = BlockReason::from_errno(raw.value);
