@@ -5,9 +5,6 @@
 
 VERSIONS_DEBUGFS=/sys/kernel/debug/versions_target
 HOLDER_PID=
-# The tool's start-up took up to 21 s here when other VMs shared the host (TCG);
-# lib.sh waits 20 s by default.
-TOOL_READY_TIMEOUT_S=60
 
 # versions_call COUNT: calls versions_target_func() COUNT times from this shell.
 versions_call() {

@@ -41,7 +41,12 @@ pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
     let in_transition = patches.iter().any(|p| p.transition);
 
     let mut findings = Vec::new();
-    check_function_overlap(&enabled, &mut findings);
+    // A cumulative patch keeps the patches it replaces enabled until its
+    // transition completes, so their overlap with it is no stacking.
+    let cumulative_in_transition = patches
+        .iter()
+        .any(|p| p.transition && p.cumulative == Some(true));
+    check_function_overlap(&enabled, cumulative_in_transition, &mut findings);
     check_state_overlap(&enabled, &mut findings);
     if !in_transition {
         check_sets_with_several_patches(&enabled, &mut findings);
@@ -72,7 +77,13 @@ fn patches_by_function<'a>(enabled: &[&'a PatchInfo]) -> BTreeMap<FunctionKey, V
     by_function
 }
 
-fn check_function_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
+/// With `cumulative_in_transition`, stacking is judged once that transition
+/// completes.
+fn check_function_overlap(
+    enabled: &[&PatchInfo],
+    cumulative_in_transition: bool,
+    findings: &mut Vec<Finding>,
+) {
     for (function, patches) in patches_by_function(enabled) {
         if patches.len() < 2 {
             continue;
@@ -101,6 +112,9 @@ fn check_function_overlap(enabled: &[&PatchInfo], findings: &mut Vec<Finding>) {
             continue;
         }
 
+        if cumulative_in_transition {
+            continue;
+        }
         let top = names.last().cloned().unwrap_or_default();
         let order_note = if patches.iter().all(|p| p.stack_order.is_some()) {
             format!("{top} runs, being loaded last")
@@ -413,6 +427,22 @@ mod tests {
             findings[0].message
         );
         assert_eq!(exit_code(&findings), 1);
+    }
+
+    #[test]
+    fn no_stacking_during_cumulative_transition() {
+        let base = patch("base", None, None, &["f"]);
+        let mut cumulative = patch("cumulative", None, None, &["f"]);
+        cumulative.transition = true;
+        cumulative.cumulative = Some(true);
+        assert!(validate(&[base.clone(), cumulative.clone()]).is_empty());
+
+        cumulative.cumulative = Some(false);
+        let findings = validate(&[base, cumulative]);
+        assert_eq!(
+            findings[0].rule, RULE_STACKED_FUNCTION,
+            "a stacking patch in transition still warns"
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ use crate::{
 /// drops; the transition itself never waits.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 
+/// Reads of kallsyms a new patch's functions wait through for their
+/// symbols before their counters are given up.
+const MAX_KALLSYMS_RETRIES: u32 = 3;
+
 /// How often the kernel's lost-event counter is read.
 const LOST_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -134,6 +138,7 @@ impl LiveSource {
             functions: HashMap::new(),
             pending_functions: Vec::new(),
             kallsyms_read: None,
+            kallsyms_retries: 0,
             kallsyms,
             lost_reported: 0,
         };
@@ -181,6 +186,8 @@ struct Pump {
     /// kallsyms, which runs off the loop because it is slow.
     pending_functions: Vec<ReplacedFunction>,
     kallsyms_read: Option<JoinHandle<anyhow::Result<Kallsyms>>>,
+    /// Reads of kallsyms in a row that still lacked a pending function.
+    kallsyms_retries: u32,
     /// Kernel symbols, for call counters and stack frames; empty when
     /// /proc/kallsyms could not be read.
     kallsyms: Kallsyms,
@@ -266,7 +273,11 @@ impl Pump {
                     sympos: *sympos,
                     new_func: *new_func,
                 };
-                if self.kallsyms.symbol_at(*new_func).is_some() && self.kallsyms_read.is_none() {
+                let known = self
+                    .kallsyms
+                    .symbol_at_in(*new_func, Some(patch.as_str()))
+                    .is_some();
+                if known && self.kallsyms_read.is_none() {
                     calls.track(&mut self.ebpf, &self.kallsyms, &pending);
                     return;
                 }
@@ -293,9 +304,28 @@ impl Pump {
         let Some(calls) = &mut self.calls else {
             return;
         };
+
+        // A read that started before a module loaded lacks its symbols: those
+        // functions wait for the next read, a bounded number of times.
+        let mut waiting = Vec::new();
         for pending in std::mem::take(&mut self.pending_functions) {
+            let known = self
+                .kallsyms
+                .symbol_at_in(pending.new_func, Some(&pending.patch))
+                .is_some();
+            if !known && self.kallsyms_retries < MAX_KALLSYMS_RETRIES {
+                waiting.push(pending);
+                continue;
+            }
             calls.track(&mut self.ebpf, &self.kallsyms, &pending);
         }
+        if waiting.is_empty() {
+            self.kallsyms_retries = 0;
+            return;
+        }
+        self.kallsyms_retries += 1;
+        self.pending_functions = waiting;
+        self.kallsyms_read = Some(tokio::task::spawn_blocking(Kallsyms::read));
     }
 
     async fn forward(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
