@@ -66,7 +66,7 @@ impl PatchState {
     }
 }
 
-/// How a task reached the target state.
+/// Path by which a task reached the target state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SwitchVia {
@@ -98,7 +98,7 @@ impl SwitchVia {
     }
 }
 
-/// Why the transition code could not switch a task.
+/// Reason the transition code could not switch a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockReason {
@@ -134,7 +134,7 @@ impl BlockReason {
     }
 }
 
-/// What sort of task an event is about.
+/// Sort of task an event is about.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
@@ -167,7 +167,7 @@ pub struct TaskRef {
 
 impl TaskRef {
     /// The model's key: the pid, except for idle tasks, which all have pid 0
-    /// and are told apart by the CPU in their name.
+    /// and are distinguished by the CPU in their name.
     pub fn key(&self) -> u64 {
         if self.task_kind != TaskKind::Idle {
             return u64::from(self.pid);
@@ -382,7 +382,7 @@ pub enum Event {
         /// Calls that reached each patch's replacement.
         patched: std::collections::BTreeMap<String, u64>,
         interval_ms: u64,
-        /// Why the counts cannot be trusted, when they cannot.
+        /// Reason the counts cannot be trusted, when they cannot.
         blind_spot: Option<String>,
     },
     /// A `klp_state` of a patch being enabled (Linux 5.5+).
@@ -396,7 +396,7 @@ pub enum Event {
         probe: String,
         attached: bool,
         reason: Option<String>,
-        /// What the probe feeds, for people reading the status.
+        /// Feature the probe feeds, for people reading the status.
         feature: String,
     },
     /// Events the kernel dropped since the previous report.
@@ -406,7 +406,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The JSON `kind` of this event.
+    /// Returns the JSON `kind` of this event.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Inventory { .. } => "inventory",

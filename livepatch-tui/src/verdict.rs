@@ -20,7 +20,7 @@ pub struct Verdict {
     pub refused: Vec<String>,
     /// Findings on the patches as they would be after loading.
     pub findings: Vec<Finding>,
-    /// What the verdict could not take into account.
+    /// Facts the verdict could not take into account.
     pub notes: Vec<String>,
 }
 

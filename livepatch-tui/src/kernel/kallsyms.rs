@@ -123,14 +123,15 @@ impl Kallsyms {
         }
     }
 
-    /// The symbol at `address`, preferring the latest one listed.
+    /// Returns the symbol at `address`, preferring the latest one listed.
     pub fn symbol_at(&self, address: u64) -> Option<&Symbol> {
         self.by_address
             .get(&address)
             .and_then(|symbols| symbols.last())
     }
 
-    /// The symbol at `address` that belongs to `module` (`None`: vmlinux).
+    /// Returns the symbol at `address` that belongs to `module` (`None`:
+    /// vmlinux).
     pub fn symbol_at_in(&self, address: u64, module: Option<&str>) -> Option<&Symbol> {
         self.by_address
             .get(&address)?
@@ -139,7 +140,8 @@ impl Kallsyms {
             .find(|symbol| symbol.module.as_deref() == module)
     }
 
-    /// Whether only one text symbol has this name, so a kprobe can name it.
+    /// Returns whether only one text symbol has this name, so a kprobe can
+    /// name it.
     pub fn is_unique(&self, name: &str) -> bool {
         self.by_name
             .get(name)

@@ -274,7 +274,8 @@ impl Model {
         }
     }
 
-    /// Whether a patch was ever forced in this run, or sysfs says so.
+    /// Returns whether a patch was forced in this run, or the inventory marks
+    /// it forced.
     pub fn is_forced(&self, patch: &str) -> bool {
         self.forced_patches.iter().any(|p| p == patch)
             || self.patches.get(patch).is_some_and(|p| p.forced)

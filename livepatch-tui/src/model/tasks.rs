@@ -66,7 +66,7 @@ impl Task {
         }
     }
 
-    /// How long the task has been waiting since its first failed check, up
+    /// Returns how long the task has waited since its first failed check, up
     /// to `now_ns` or to its switch.
     pub fn waited_ns(&self, now_ns: u64) -> u64 {
         let Some(first) = self.first_tried_ns else {

@@ -57,8 +57,8 @@ impl Decoder {
         Self::default()
     }
 
-    /// A decoder for a kernel with or without replace sets, which changes
-    /// what `klp_enable_patch` reports.
+    /// Creates a decoder for a kernel with or without replace sets, which
+    /// changes what `klp_enable_patch` reports.
     pub fn for_kernel(has_replace_sets: bool) -> Self {
         Self {
             kernel_has_replace_sets: has_replace_sets,
@@ -423,7 +423,7 @@ fn object_name(name: String) -> String {
     }
 }
 
-/// The text before the first NUL, with invalid UTF-8 replaced.
+/// Returns the text before the first NUL, with invalid UTF-8 replaced.
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
