@@ -83,6 +83,10 @@ pub enum RawKind {
     /// The kernel stack of a task that failed its check, sent as a
     /// [`RawStack`] right after the [`RawKind::TaskChecked`] record.
     TaskStack = 21,
+    /// kretprobe `klp_patch_object(obj)` returning 0: one per function of
+    /// `obj`'s static array, sent as a [`RawAddress`]. The kernel has
+    /// looked up each original and put its handler there by now.
+    FunctionAddress = 22,
 }
 
 impl RawKind {
@@ -112,6 +116,7 @@ impl RawKind {
             19 => PatchFunction,
             20 => PatchStateId,
             21 => TaskStack,
+            22 => FunctionAddress,
             _ => return None,
         };
         Some(kind)
@@ -219,6 +224,24 @@ pub struct RawState {
 
 const _: () = assert!(core::mem::size_of::<RawState>() == 8 + 4 + 4 + 8 + OBJECT_LEN);
 
+/// Addresses of a patched function and of its replacement, from `klp_func`
+/// when `klp_patch_object` returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawAddress {
+    pub ts_ns: u64,
+    /// [`RawKind::FunctionAddress`].
+    pub kind: u32,
+    /// Always zero; keeps the addresses aligned.
+    pub reserved: u32,
+    /// `klp_func.old_func`: entry of the original function.
+    pub old_func: u64,
+    /// `klp_func.new_func`: entry of the replacement.
+    pub new_func: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<RawAddress>() == 8 + 4 + 4 + 8 + 8);
+
 /// Return addresses kept of a blocked task's kernel stack.
 pub const STACK_FRAMES: usize = 32;
 
@@ -291,6 +314,8 @@ pub struct KernelOffsets {
     pub klp_func_new_func: u32,
     /// `struct klp_func.old_sympos`
     pub klp_func_old_sympos: u32,
+    /// `struct klp_func.old_func`
+    pub klp_func_old_func: u32,
     /// `sizeof(struct klp_func)`
     pub klp_func_size: u32,
     /// `struct klp_state.id`
@@ -299,8 +324,6 @@ pub struct KernelOffsets {
     pub klp_state_version: u32,
     /// `sizeof(struct klp_state)`
     pub klp_state_size: u32,
-    /// Always zero; keeps the size a multiple of 8.
-    pub reserved: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 24 * 4);
@@ -328,11 +351,11 @@ impl KernelOffsets {
             klp_func_old_name: OFFSET_MISSING,
             klp_func_new_func: OFFSET_MISSING,
             klp_func_old_sympos: OFFSET_MISSING,
+            klp_func_old_func: OFFSET_MISSING,
             klp_func_size: OFFSET_MISSING,
             klp_state_id: OFFSET_MISSING,
             klp_state_version: OFFSET_MISSING,
             klp_state_size: OFFSET_MISSING,
-            reserved: 0,
         }
     }
 }
@@ -357,4 +380,5 @@ mod user {
     unsafe impl aya::Pod for super::RawFunction {}
     unsafe impl aya::Pod for super::RawState {}
     unsafe impl aya::Pod for super::RawStack {}
+    unsafe impl aya::Pod for super::RawAddress {}
 }

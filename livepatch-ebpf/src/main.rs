@@ -348,7 +348,32 @@ fn emit_module(kind: RawKind, module: *const u8) {
 
 #[fentry(function = "klp_patch_object")]
 pub fn klp_patch_object(ctx: FEntryContext) -> u32 {
-    emit_object(RawKind::ObjectPatch, ctx.arg(0));
+    let object: *const u8 = ctx.arg(0);
+    emit_object(RawKind::ObjectPatch, object);
+    // A full map only costs the call counters of this object.
+    let _ = PATCHING_OBJECT.insert(bpf_get_current_pid_tgid(), object as u64, 0);
+    0
+}
+
+/// Object being patched by `klp_patch_object`, by the patching task's
+/// pid_tgid, from its entry to its return.
+#[map]
+static PATCHING_OBJECT: HashMap<u64, u64> = HashMap::with_max_entries(64, 0);
+
+/// Sends the addresses of the object's functions once `klp_patch_object`
+/// has put the livepatch handler on each of them, so that the counters user
+/// space attaches then do not race with the kernel's own ftrace update.
+#[kretprobe]
+pub fn klp_patch_object_ret(ctx: RetProbeContext) -> u32 {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(object) = (unsafe { PATCHING_OBJECT.get(key) }).copied() else {
+        return 0;
+    };
+    let _ = PATCHING_OBJECT.remove(key);
+    if ctx.ret::<i32>() == 0 {
+        walk::walk_addresses(object as *const u8, &offsets());
+    }
     0
 }
 

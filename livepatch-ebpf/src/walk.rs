@@ -15,7 +15,8 @@ macro_rules! unrolled {
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use livepatch_common::{
-    KernelOffsets, MAX_FUNCTIONS, OBJECT_LEN, OFFSET_MISSING, RawFunction, RawKind, RawState,
+    KernelOffsets, MAX_FUNCTIONS, OBJECT_LEN, OFFSET_MISSING, RawAddress, RawFunction, RawKind,
+    RawState,
 };
 
 use crate::{
@@ -85,6 +86,42 @@ fn walk_functions(
             read_str_at(&mut record.function, old_name as *const u8, 0);
             entry.submit(0);
         } else {
+            count_lost();
+        }
+    });
+}
+
+/// Sends the address of each function of `object` and of its replacement.
+/// Runs when `klp_patch_object` returns: the kernel has looked up the
+/// originals by then.
+pub fn walk_addresses(object: *const u8, offsets: &KernelOffsets) {
+    if offsets.klp_func_size == OFFSET_MISSING || offsets.klp_func_old_func == OFFSET_MISSING {
+        return;
+    }
+    // NULL for the objects the kernel adds to a cumulative patch: their
+    // functions are no-ops that leave the original running.
+    let functions: u64 = read_field(object, offsets.klp_object_funcs).unwrap_or(0);
+    if functions == 0 {
+        return;
+    }
+    unrolled!(index in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31] {
+        let function = (functions + u64::from(index) * u64::from(offsets.klp_func_size)) as *const u8;
+        let old_name: u64 = read_field(function, offsets.klp_func_old_name).unwrap_or(0);
+        let new_func: u64 = read_field(function, offsets.klp_func_new_func).unwrap_or(0);
+        let old_sympos: u64 = read_field(function, offsets.klp_func_old_sympos).unwrap_or(0);
+        // klp_for_each_func_static() ends at an all-zero entry.
+        if old_name == 0 && new_func == 0 && old_sympos == 0 {
+            return;
+        }
+        let record = RawAddress {
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            kind: RawKind::FunctionAddress as u32,
+            reserved: 0,
+            old_func: read_field(function, offsets.klp_func_old_func).unwrap_or(0),
+            new_func,
+        };
+        if EVENTS.output::<RawAddress>(&record, 0).is_err() {
             count_lost();
         }
     });

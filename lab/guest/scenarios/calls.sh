@@ -58,10 +58,10 @@ held_phase() {
 	hold_start
 	note "${name}_holder_pid" "$HOLDER_PID"
 	load_module "$patch"
-	# The tool starts counting a new patch's calls some time after the load,
-	# because it reads /proc/kallsyms again first. Waiting for its counters makes
-	# the phase check the split of the counts and not that delay. The "stacked"
-	# scenario makes calls right after a load.
+	# The tool starts counting a new patch's calls once it has read the patch's
+	# load from its ring buffer. Waiting for its counters makes the phase check
+	# the split of the counts and not that delay. The "stacked" scenario makes
+	# calls right after a load.
 	wait_counting "$name" "${patch}_func" versions_target_func
 	patch_transition_is "$patch" 1 || fail "the transition of $patch is not held"
 

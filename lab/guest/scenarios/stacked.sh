@@ -58,13 +58,6 @@ if [ "$LAB_TOOL" = 1 ]; then
 	wait "$watcher"
 fi
 
-# The tool reads /proc/kallsyms before it counts a new patch's calls; this shows
-# how long one read takes here.
-started=$(now_ms)
-symbols=$(wc -l < /proc/kallsyms)
-note kallsyms_read_ms $(($(now_ms) - started))
-note kallsyms_symbols "$symbols"
-
 # The same calls again, seconds after the load.
 before=$(tally_snapshot)
 note settled_begin_s "$(now_s)"

@@ -14,7 +14,6 @@ use aya::{
     programs::{KProbe, kprobe::KProbeLinkId},
 };
 
-use super::kallsyms::Kallsyms;
 use crate::event::Event;
 
 /// Program name of the counter in the eBPF object.
@@ -31,15 +30,6 @@ struct Tracked {
     versions: BTreeMap<String, Result<u64, String>>,
 }
 
-impl Tracked {
-    fn new() -> Self {
-        Self {
-            original: Err("not resolved yet".into()),
-            versions: BTreeMap::new(),
-        }
-    }
-}
-
 /// A function a patch replaces, and the address of its replacement.
 #[derive(Clone, Debug)]
 pub struct ReplacedFunction {
@@ -50,12 +40,23 @@ pub struct ReplacedFunction {
     pub new_func: u64,
 }
 
-/// Attaches and detaches the counters as patches come and go, and turns the
-/// kernel's running totals into per-interval `calls` events.
+/// Attaches and detaches the counters as patches and their target modules
+/// come and go, and turns the kernel's running totals into per-interval
+/// `calls` events.
+///
+/// Counters attach by address, from the addresses the kernel itself uses,
+/// so they need no symbol lookup and start within one read of the ring
+/// buffer, before the patch's transition gets far.
 pub struct CallCounter {
     counts: PerCpuHashMap<MapData, u64, u64>,
     links: HashMap<u64, KProbeLinkId>,
     functions: BTreeMap<FunctionKey, Tracked>,
+    /// The function each replacement address belongs to.
+    by_replacement: HashMap<u64, FunctionKey>,
+    /// Functions whose original entry counted calls while a new patch's
+    /// replacement got its counter: the patch, and those calls. Some may
+    /// have run the replacement unseen.
+    late_versions: HashMap<FunctionKey, (String, u64)>,
     /// Running total per address at the previous flush.
     previous: HashMap<u64, u64>,
     previous_flush_ns: u64,
@@ -76,13 +77,17 @@ impl CallCounter {
             counts: PerCpuHashMap::try_from(map)?,
             links: HashMap::new(),
             functions: BTreeMap::new(),
+            by_replacement: HashMap::new(),
+            late_versions: HashMap::new(),
             previous: HashMap::new(),
             previous_flush_ns: now_ns,
         })
     }
 
-    /// Starts counting one function of a patch that is being enabled.
-    pub fn track(&mut self, ebpf: &mut Ebpf, kallsyms: &Kallsyms, replaced: &ReplacedFunction) {
+    /// Starts counting the replacement of one function of a patch being
+    /// enabled. The original follows when the kernel patches its object
+    /// ([`CallCounter::locate`]).
+    pub fn track(&mut self, ebpf: &mut Ebpf, replaced: &ReplacedFunction) {
         let ReplacedFunction {
             patch,
             object,
@@ -90,29 +95,79 @@ impl CallCounter {
             sympos,
             new_func,
         } = replaced;
-        let (sympos, new_func) = (*sympos, *new_func);
-        let key = (object.to_owned(), function.to_owned(), sympos);
-        let original = kallsyms.resolve(object, function, sympos);
-        let original = match original {
-            Ok(address) => {
-                let module = (object != "vmlinux").then_some(object.as_str());
-                self.attach(ebpf, kallsyms, address, module)
-                    .map(|()| address)
-            }
-            Err(reason) => Err(reason),
-        };
-        let version = self
-            .attach(ebpf, kallsyms, new_func, Some(patch.as_str()))
-            .map(|()| new_func);
+        let key = (object.to_owned(), function.to_owned(), *sympos);
+        let counted_original = self
+            .functions
+            .get(&key)
+            .and_then(|tracked| tracked.original.as_ref().ok().copied());
+        let entered_before = counted_original.map(|original| self.read_total(original));
+        let label = format!("{patch}'s replacement of {object}:{function}");
+        let version = self.attach(ebpf, *new_func, &label).map(|()| *new_func);
         if let Err(reason) = &version {
-            log::warn!("calls to {patch}'s {object}:{function} not counted: {reason}");
+            log::warn!("calls to {label} not counted: {reason}");
         }
+        self.by_replacement.insert(*new_func, key.clone());
+        let tracked = self
+            .functions
+            .entry(key.clone())
+            .or_insert_with(|| Tracked {
+                original: Err(not_loaded(object)),
+                versions: BTreeMap::new(),
+            });
+        tracked.versions.insert(patch.to_owned(), version);
+        // The kernel may send calls to the replacement before its counter
+        // attaches: user space learns of the patch only as its load runs.
+        if let (Some(original), Some(before)) = (counted_original, entered_before) {
+            let entered = self.read_total(original).saturating_sub(before);
+            if entered > 0 {
+                self.late_versions.insert(key, (patch.to_owned(), entered));
+            }
+        }
+    }
 
-        let tracked = self.functions.entry(key).or_insert_with(Tracked::new);
-        if tracked.original.is_err() {
+    /// Starts counting the original of the function replaced at `new_func`,
+    /// which the kernel found at `old_func` while patching its object.
+    pub fn locate(&mut self, ebpf: &mut Ebpf, old_func: u64, new_func: u64) {
+        let Some(key) = self.by_replacement.get(&new_func).cloned() else {
+            return;
+        };
+        let Some(tracked) = self.functions.get(&key) else {
+            return;
+        };
+        if tracked.original.is_ok() {
+            return;
+        }
+        let (object, function, _) = &key;
+        let original = if old_func == 0 {
+            Err("the kernel did not report where the original is".to_owned())
+        } else {
+            let label = format!("original {object}:{function}");
+            self.attach(ebpf, old_func, &label).map(|()| old_func)
+        };
+        if let Err(reason) = &original {
+            log::warn!("calls to {object}:{function} not counted: {reason}");
+        }
+        if let Some(tracked) = self.functions.get_mut(&key) {
             tracked.original = original;
         }
-        tracked.versions.insert(patch.to_owned(), version);
+    }
+
+    /// Stops counting the originals in a module that is unloading; they
+    /// are counted again when it loads and the kernel patches it.
+    pub fn object_going(&mut self, ebpf: &mut Ebpf, object: &str) {
+        let mut detach = Vec::new();
+        for ((name, _, _), tracked) in self.functions.iter_mut() {
+            if name != object {
+                continue;
+            }
+            if let Ok(address) = tracked.original {
+                detach.push(address);
+            }
+            tracked.original = Err(not_loaded(object));
+        }
+        for address in detach {
+            self.detach(ebpf, address);
+        }
     }
 
     /// Stops counting the replacements of a removed patch, and the original
@@ -131,6 +186,9 @@ impl CallCounter {
             }
             true
         });
+        let functions = &self.functions;
+        self.by_replacement
+            .retain(|_, key| functions.contains_key(key));
         for address in detach {
             self.detach(ebpf, address);
         }
@@ -161,6 +219,12 @@ impl CallCounter {
             if entered == 0 && reached == 0 {
                 continue;
             }
+            let key = (object.clone(), function.clone(), *sympos);
+            let unattributed = self.late_versions.get(&key).map(|(patch, entered)| {
+                format!(
+                    "{entered} or more calls entered while {patch}'s replacement had no counter yet; those that ran it count as the original's"
+                )
+            });
             events.push(Event::Calls {
                 object: object.clone(),
                 function: function.clone(),
@@ -169,11 +233,20 @@ impl CallCounter {
                 original: entered.saturating_sub(reached),
                 patched,
                 interval_ms,
-                blind_spot: blind_spot(tracked, entered, reached),
+                blind_spot: blind_spot(tracked, entered, reached).or(unattributed),
             });
         }
+        self.late_versions.clear();
         self.previous = totals;
         events
+    }
+
+    /// Calls counted at `address` so far, on all CPUs.
+    fn read_total(&self, address: u64) -> u64 {
+        self.counts
+            .get(&address, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
     }
 
     fn read_totals(&self) -> HashMap<u64, u64> {
@@ -189,35 +262,22 @@ impl CallCounter {
         totals
     }
 
-    /// Attaches the counter at `address`, a function of `module` (`None`:
-    /// vmlinux).
-    fn attach(
-        &mut self,
-        ebpf: &mut Ebpf,
-        kallsyms: &Kallsyms,
-        address: u64,
-        module: Option<&str>,
-    ) -> Result<(), String> {
+    /// Attaches the counter at `address`, the entry of what `label` names.
+    fn attach(&mut self, ebpf: &mut Ebpf, address: u64, label: &str) -> Result<(), String> {
         if self.links.contains_key(&address) {
             return Ok(());
         }
-        let symbol = kallsyms.symbol_at_in(address, module).ok_or_else(|| {
-            format!(
-                "no symbol of {} at {address:#x}",
-                module.unwrap_or("vmlinux")
-            )
-        })?;
-        if !kallsyms.is_unique(&symbol.name) {
-            return Err(format!(
-                "{} is not a unique symbol name, so no kprobe can name it",
-                symbol.name
-            ));
-        }
-        let name = symbol.name.clone();
         let program: &mut KProbe = program(ebpf)?;
+        // An empty name makes the kernel place the kprobe at the address
+        // given as offset (perf_event_attr.kprobe_addr), which also reaches
+        // functions whose name is not unique.
         let link = program
-            .attach(&name, 0)
-            .map_err(|e| format!("kprobe on {name} failed: {e}"))?;
+            .attach("", address)
+            .map_err(|e| format!("kprobe at {address:#x} ({label}) failed: {e}"))?;
+        log::debug!(
+            "counting calls at {address:#x} ({label}) since {} ns",
+            super::live::monotonic_ns()
+        );
         self.links.insert(address, link);
         Ok(())
     }
@@ -230,6 +290,14 @@ impl CallCounter {
         if let Err(error) = result {
             log::warn!("kprobe at {address:#x} not detached: {error}");
         }
+    }
+}
+
+fn not_loaded(object: &str) -> String {
+    if object == "vmlinux" {
+        "the kernel has not patched it yet".to_owned()
+    } else {
+        format!("module {object} is not loaded")
     }
 }
 

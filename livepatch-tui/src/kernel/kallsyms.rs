@@ -1,5 +1,5 @@
-//! Kernel symbols from `/proc/kallsyms` (addresses need root), to find a
-//! patched function's address and the symbol of a replacement.
+//! Kernel symbols from `/proc/kallsyms` (addresses need root), to name the
+//! frames of blocked tasks' stacks.
 
 use std::collections::HashMap;
 
@@ -15,10 +15,9 @@ pub struct Symbol {
     pub module: Option<String>,
 }
 
-/// Text symbols, by name and by address.
+/// Text symbols by address.
 #[derive(Debug, Default)]
 pub struct Kallsyms {
-    by_name: HashMap<String, Vec<Symbol>>,
     /// Several symbols can share an address: a live module's freed
     /// `__init` code stays listed while later modules reuse its memory.
     by_address: HashMap<u64, Vec<Symbol>>,
@@ -51,16 +50,7 @@ impl Kallsyms {
                 name: name.to_owned(),
                 module,
             };
-            table
-                .by_address
-                .entry(address)
-                .or_default()
-                .push(symbol.clone());
-            table
-                .by_name
-                .entry(symbol.name.clone())
-                .or_default()
-                .push(symbol);
+            table.by_address.entry(address).or_default().push(symbol);
         }
         table.sorted = table.by_address.keys().copied().collect();
         table.sorted.sort_unstable();
@@ -97,55 +87,11 @@ impl Kallsyms {
         Ok(table)
     }
 
-    /// Address of `name` in `object` ("vmlinux" or a module), picking the
-    /// `sympos`-th symbol of that name when there are several (1-based, as
-    /// `klp_func.old_sympos`; 0 means the name must be unique).
-    pub fn resolve(&self, object: &str, name: &str, sympos: u32) -> Result<u64, String> {
-        let module = (object != "vmlinux").then_some(object);
-        let candidates: Vec<&Symbol> = self
-            .by_name
-            .get(name)
-            .map(|symbols| {
-                symbols
-                    .iter()
-                    .filter(|s| s.module.as_deref() == module)
-                    .collect()
-            })
-            .unwrap_or_default();
-        match (candidates.len(), sympos) {
-            (0, _) => Err(format!("{object}:{name} is not in kallsyms")),
-            (1, 0 | 1) => Ok(candidates[0].address),
-            (count, 0) => Err(format!("{object}:{name} has {count} symbols and no sympos")),
-            (count, position) => candidates
-                .get(position as usize - 1)
-                .map(|s| s.address)
-                .ok_or_else(|| format!("{object}:{name} has {count} symbols, not {position}")),
-        }
-    }
-
     /// Returns the symbol at `address`, preferring the latest one listed.
     pub fn symbol_at(&self, address: u64) -> Option<&Symbol> {
         self.by_address
             .get(&address)
             .and_then(|symbols| symbols.last())
-    }
-
-    /// Returns the symbol at `address` that belongs to `module` (`None`:
-    /// vmlinux).
-    pub fn symbol_at_in(&self, address: u64, module: Option<&str>) -> Option<&Symbol> {
-        self.by_address
-            .get(&address)?
-            .iter()
-            .rev()
-            .find(|symbol| symbol.module.as_deref() == module)
-    }
-
-    /// Returns whether only one text symbol has this name, so a kprobe can
-    /// name it.
-    pub fn is_unique(&self, name: &str) -> bool {
-        self.by_name
-            .get(name)
-            .is_some_and(|symbols| symbols.len() == 1)
     }
 }
 
@@ -164,33 +110,6 @@ ffffffff81400000 D some_data
 ";
 
     #[test]
-    fn resolves_vmlinux_and_module_symbols() {
-        let table = Kallsyms::parse(TEXT);
-        assert_eq!(
-            table.resolve("vmlinux", "cmdline_proc_show", 0),
-            Ok(0xffffffff81100000)
-        );
-        assert_eq!(
-            table.resolve("test_klp_callbacks_busy", "busymod_work_func", 0),
-            Ok(0xffffffffc0002000)
-        );
-        assert!(table.resolve("vmlinux", "busymod_work_func", 0).is_err());
-        assert!(
-            table.resolve("vmlinux", "some_data", 0).is_err(),
-            "data symbols are not functions"
-        );
-    }
-
-    #[test]
-    fn sympos_picks_among_duplicates() {
-        let table = Kallsyms::parse(TEXT);
-        assert_eq!(table.resolve("vmlinux", "dup", 2), Ok(0xffffffff81300000));
-        let error = table.resolve("vmlinux", "dup", 0).unwrap_err();
-        assert!(error.contains("no sympos"), "{error}");
-        assert!(table.resolve("vmlinux", "dup", 3).is_err());
-    }
-
-    #[test]
     fn symbolize_names_nearest_symbol() {
         let table = Kallsyms::parse(TEXT);
         assert_eq!(
@@ -205,23 +124,14 @@ ffffffff81400000 D some_data
     }
 
     #[test]
-    fn shared_address_resolved_by_module() {
-        let text = "ffffffffc0001000 t init_module\t[old_patch]\nffffffffc0001000 t new_func\t[new_patch]\n";
-        let table = Kallsyms::parse(text);
-        let symbol = table
-            .symbol_at_in(0xffffffffc0001000, Some("new_patch"))
-            .unwrap();
-        assert_eq!(symbol.name, "new_func");
-        assert!(table.symbol_at_in(0xffffffffc0001000, None).is_none());
-    }
-
-    #[test]
     fn symbol_by_address_keeps_module() {
         let table = Kallsyms::parse(TEXT);
         let symbol = table.symbol_at(0xffffffffc0001000).unwrap();
         assert_eq!(symbol.name, "livepatch_cmdline_proc_show");
         assert_eq!(symbol.module.as_deref(), Some("livepatch_sample"));
-        assert!(table.is_unique("livepatch_cmdline_proc_show"));
-        assert!(!table.is_unique("dup"));
+        assert!(
+            table.symbol_at(0xffffffff81400000).is_none(),
+            "data is left out"
+        );
     }
 }

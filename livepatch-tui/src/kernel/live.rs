@@ -36,10 +36,6 @@ use crate::{
 /// drops; the transition itself never waits.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 
-/// Reads of kallsyms a new patch's functions wait through for their
-/// symbols before their counters are given up.
-const MAX_KALLSYMS_RETRIES: u32 = 3;
-
 /// How often the kernel's lost-event counter is read.
 const LOST_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -114,7 +110,7 @@ impl LiveSource {
             counter.ok()
         };
         let kallsyms = Kallsyms::read().unwrap_or_else(|error| {
-            log::warn!("stack frames and call counters lack symbols: {error:#}");
+            log::warn!("stack frames lack symbols: {error:#}");
             Kallsyms::default()
         });
         let (stop, stop_requested) = oneshot::channel();
@@ -135,10 +131,10 @@ impl LiveSource {
             forced: HashSet::new(),
             transition: None,
             states: HashMap::new(),
+            replaceable: HashMap::new(),
             functions: HashMap::new(),
-            pending_functions: Vec::new(),
             kallsyms_read: None,
-            kallsyms_retries: 0,
+            kallsyms_stale: false,
             kallsyms,
             lost_reported: 0,
         };
@@ -180,16 +176,16 @@ struct Pump {
     transition: Option<(String, PatchState)>,
     /// `klp_state`s of the patches seen loading; sysfs does not show them.
     states: HashMap<String, Vec<StateInfo>>,
+    /// The enabled patches each patching transition under way may replace,
+    /// as the inventory listed them when it started.
+    replaceable: HashMap<String, Vec<String>>,
     /// Functions of the patches seen loading, to explain a refused load.
     functions: HashMap<String, Vec<FunctionRef>>,
-    /// Functions waiting for their call counters until a fresh read of
-    /// kallsyms, which runs off the loop because it is slow.
-    pending_functions: Vec<ReplacedFunction>,
     kallsyms_read: Option<JoinHandle<anyhow::Result<Kallsyms>>>,
-    /// Reads of kallsyms in a row that still lacked a pending function.
-    kallsyms_retries: u32,
-    /// Kernel symbols, for call counters and stack frames; empty when
-    /// /proc/kallsyms could not be read.
+    /// Another read of kallsyms is due when the one running ends.
+    kallsyms_stale: bool,
+    /// Kernel symbols, for stack frames; empty when /proc/kallsyms could
+    /// not be read.
     kallsyms: Kallsyms,
     lost_reported: u64,
 }
@@ -224,9 +220,11 @@ impl Pump {
                 _ = sysfs_tick.tick() => self.refresh_inventory().await?,
                 _ = lost_tick.tick() => self.report_lost().await?,
                 _ = calls_tick.tick() => self.report_calls().await?,
-                read = kallsyms_done(&mut self.kallsyms_read) => self.track_pending(read),
+                read = kallsyms_done(&mut self.kallsyms_read) => self.kallsyms_refreshed(read),
                 _ = &mut self.stop_requested => {
                     self.drain_ring().await?;
+                    // The last periodic read may predate the latest changes.
+                    self.refresh_inventory().await?;
                     self.report_calls().await?;
                     self.report_lost().await?;
                     return Ok(());
@@ -242,20 +240,30 @@ impl Pump {
     }
 
     async fn report_calls(&mut self) -> anyhow::Result<()> {
-        let Some(calls) = &mut self.calls else {
-            return Ok(());
+        let counts = match &mut self.calls {
+            Some(calls) => calls.flush(monotonic_ns()),
+            None => return Ok(()),
         };
-        let now = monotonic_ns();
-        for event in calls.flush(now) {
-            self.sender.send(Record::new(now, event)).await?;
-        }
-        Ok(())
+        self.send_calls(counts).await
     }
 
-    /// Starts or stops counting calls as patches load and go.
-    fn follow_patches(&mut self, event: &Event) {
+    /// Starts or stops counting calls as patches and target modules come
+    /// and go, and keeps the symbols for stack frames fresh. Returns the
+    /// counts a counter took since the previous report before it detaches,
+    /// to send ahead of `event`.
+    fn follow_patches(&mut self, event: &Event) -> Vec<Event> {
+        if matches!(
+            event,
+            Event::PatchFunction { .. } | Event::ModuleComing { .. }
+        ) {
+            self.refresh_kallsyms();
+        }
         let Some(calls) = &mut self.calls else {
-            return;
+            return Vec::new();
+        };
+        let flushed = match event {
+            Event::ModuleGoing { .. } | Event::PatchRemoved { .. } => calls.flush(monotonic_ns()),
+            _ => Vec::new(),
         };
         match event {
             Event::PatchFunction {
@@ -266,72 +274,68 @@ impl Pump {
                 new_func,
                 ..
             } => {
-                let pending = ReplacedFunction {
+                let replaced = ReplacedFunction {
                     patch: patch.clone(),
                     object: object.clone(),
                     function: function.clone(),
                     sympos: *sympos,
                     new_func: *new_func,
                 };
-                let known = self
-                    .kallsyms
-                    .symbol_at_in(*new_func, Some(patch.as_str()))
-                    .is_some();
-                if known && self.kallsyms_read.is_none() {
-                    calls.track(&mut self.ebpf, &self.kallsyms, &pending);
-                    return;
-                }
-                self.pending_functions.push(pending);
-                if self.kallsyms_read.is_none() {
-                    self.kallsyms_read = Some(tokio::task::spawn_blocking(Kallsyms::read));
-                }
+                calls.track(&mut self.ebpf, &replaced);
             }
-            Event::PatchRemoved { patch } => {
-                self.pending_functions.retain(|p| &p.patch != patch);
-                calls.untrack_patch(&mut self.ebpf, patch);
-            }
+            Event::ModuleGoing { module } => calls.object_going(&mut self.ebpf, module),
+            Event::PatchRemoved { patch } => calls.untrack_patch(&mut self.ebpf, patch),
             _ => {}
+        }
+        flushed
+    }
+
+    /// Sends `calls` events.
+    async fn send_calls(&self, counts: Vec<Event>) -> anyhow::Result<()> {
+        let now = monotonic_ns();
+        for event in counts {
+            self.sender.send(Record::new(now, event)).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts the originals the kernel has just looked up while patching.
+    fn locate_originals(&mut self) {
+        let addresses = self.decoder.take_addresses();
+        if let Some(calls) = &mut self.calls {
+            for (old_func, new_func) in addresses {
+                calls.locate(&mut self.ebpf, old_func, new_func);
+            }
         }
     }
 
-    /// Attaches the counters that waited for a fresh kallsyms read.
-    fn track_pending(&mut self, read: anyhow::Result<Kallsyms>) {
+    /// Reads kallsyms again, off the loop because it is slow. A refresh
+    /// asked for while a read runs follows that read, which may have
+    /// started before the module that asked loaded.
+    fn refresh_kallsyms(&mut self) {
+        if self.kallsyms_read.is_some() {
+            self.kallsyms_stale = true;
+            return;
+        }
+        self.kallsyms_read = Some(tokio::task::spawn_blocking(Kallsyms::read));
+    }
+
+    fn kallsyms_refreshed(&mut self, read: anyhow::Result<Kallsyms>) {
         self.kallsyms_read = None;
         match read {
             Ok(kallsyms) => self.kallsyms = kallsyms,
             Err(error) => log::warn!("kallsyms not refreshed: {error:#}"),
         }
-        let Some(calls) = &mut self.calls else {
-            return;
-        };
-
-        // A read that started before a module loaded lacks its symbols: those
-        // functions wait for the next read, a bounded number of times.
-        let mut waiting = Vec::new();
-        for pending in std::mem::take(&mut self.pending_functions) {
-            let known = self
-                .kallsyms
-                .symbol_at_in(pending.new_func, Some(&pending.patch))
-                .is_some();
-            if !known && self.kallsyms_retries < MAX_KALLSYMS_RETRIES {
-                waiting.push(pending);
-                continue;
-            }
-            calls.track(&mut self.ebpf, &self.kallsyms, &pending);
+        if std::mem::take(&mut self.kallsyms_stale) {
+            self.refresh_kallsyms();
         }
-        if waiting.is_empty() {
-            self.kallsyms_retries = 0;
-            return;
-        }
-        self.kallsyms_retries += 1;
-        self.pending_functions = waiting;
-        self.kallsyms_read = Some(tokio::task::spawn_blocking(Kallsyms::read));
     }
 
     async fn forward(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
         let mut inventory_changed = false;
         for mut record in records {
-            self.follow_patches(&record.event);
+            let counts = self.follow_patches(&record.event);
+            self.send_calls(counts).await?;
             match &mut record.event {
                 Event::PatchFunction {
                     patch,
@@ -369,12 +373,22 @@ impl Pump {
                     self.states.remove(patch.as_str());
                 }
                 Event::PatchRemoved { patch } => {
+                    self.replaceable.remove(patch.as_str());
                     self.functions.remove(patch.as_str());
                     self.states.remove(patch.as_str());
                 }
                 Event::PatchesReplaced { patch, replaced } => {
+                    // The kernel frees the replaced patches right after this
+                    // hook, so a sysfs read may already lack them: the list
+                    // taken when the transition started counts too.
                     let loaded = self.inventory.as_deref().unwrap_or_default();
-                    *replaced = replaced_by(patch, self.decoder.replace_set(patch), loaded);
+                    let mut names = self.replaceable.remove(patch.as_str()).unwrap_or_default();
+                    for name in replaced_by(patch, self.decoder.replace_set(patch), loaded) {
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
+                    }
+                    *replaced = names;
                     if replaced.is_empty() {
                         // The kernel calls klp_unpatch_replaced_patches() after
                         // every patching transition of a cumulative patch,
@@ -383,6 +397,12 @@ impl Pump {
                     }
                 }
                 Event::TransitionStarted { patch, target } => {
+                    if *target == PatchState::Patched {
+                        let loaded = self.inventory.as_deref().unwrap_or_default();
+                        let set = self.decoder.replace_set(patch);
+                        self.replaceable
+                            .insert(patch.clone(), replaced_by(patch, set, loaded));
+                    }
                     self.transition = Some((patch.clone(), *target));
                     inventory_changed = true;
                 }
@@ -404,6 +424,7 @@ impl Pump {
             }
             self.sender.send(record).await?;
         }
+        self.locate_originals();
         if inventory_changed {
             self.refresh_inventory().await?;
         }
@@ -464,7 +485,8 @@ impl Pump {
 
         let now = monotonic_ns();
         for event in inventory_changes(self.inventory.as_deref(), &patches) {
-            self.follow_patches(&event);
+            let counts = self.follow_patches(&event);
+            self.send_calls(counts).await?;
             self.sender.send(Record::new(now, event)).await?;
         }
         self.sender

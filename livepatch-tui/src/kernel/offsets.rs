@@ -47,11 +47,11 @@ pub fn kernel_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         klp_func_old_name: find("klp_func", &["old_name"]),
         klp_func_new_func: find("klp_func", &["new_func"]),
         klp_func_old_sympos: find("klp_func", &["old_sympos"]),
+        klp_func_old_func: find("klp_func", &["old_func"]),
         klp_func_size: size(btf, "klp_func", &mut missing),
         klp_state_id: find("klp_state", &["id"]),
         klp_state_version: find("klp_state", &["version"]),
         klp_state_size: size(btf, "klp_state", &mut missing),
-        reserved: 0,
     };
     missing.extend(missing_members);
     if TIF_PATCH_PENDING.is_none() {

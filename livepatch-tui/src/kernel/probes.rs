@@ -184,6 +184,12 @@ pub const PROBES: &[ProbeSpec] = &[
         "objects becoming patched",
     ),
     probe(
+        "klp_patch_object_ret",
+        Hook::KRetProbe,
+        "klp_patch_object",
+        "where each patched function lives, for call counting",
+    ),
+    probe(
         "klp_unpatch_object",
         Hook::FEntry,
         "klp_unpatch_object",

@@ -154,18 +154,35 @@ fn check_calls(output: &ScenarioOutput, log: &EventLog, checks: &mut Checks) {
         };
         windows.push((from, to));
         let sum = sum_calls(log, FUNCTION, from, to);
+        // Right after the load, calls can beat the tool's counter on the new
+        // replacement: then they must all be counted as entered, and the
+        // tool must report that it could not attribute them.
+        let admitted = batch == "calls"
+            && sum.entered == expected.entered
+            && sum.blind_spots.iter().any(|spot| {
+                spot.contains(&format!("while {SECOND}'s replacement had no counter yet"))
+            });
+        let description = if batch == "calls" {
+            format!(
+                "tool counted the calls made {when} under versions_b, the top patch, or said which it could not attribute"
+            )
+        } else {
+            format!("tool counted the calls made {when} under versions_b, the top patch")
+        };
         checks.check(
-            sum.same_counts(&expected),
-            &format!("tool counted the calls made {when} under versions_b, the top patch"),
+            sum.same_counts(&expected) || admitted,
+            &description,
             format!("expected {expected}; counted {sum}"),
         );
+        if admitted {
+            checks.info(format!(
+                "the calls made {when} beat the counter on versions_b's replacement: {sum}"
+            ));
+        }
     }
     checks.info(format!(
-        "the tool's counter sat on versions_b_func {} ms after the load; one read of \
-         /proc/kallsyms ({} symbols) took {} ms in the guest",
+        "the tool's counter sat on versions_b_func {} ms after the load",
         output.note("counting_after_load_ms").unwrap_or("?"),
-        output.note("kallsyms_symbols").unwrap_or("?"),
-        output.note("kallsyms_read_ms").unwrap_or("?")
     ));
 
     let outside: Vec<String> = log

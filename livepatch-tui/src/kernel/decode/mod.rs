@@ -8,7 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use livepatch_common::{
-    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawEvent, RawFunction, RawKind, RawStack, RawState,
+    COMM_LEN, CPU_UNKNOWN, PF_KTHREAD, RawAddress, RawEvent, RawFunction, RawKind, RawStack,
+    RawState,
 };
 
 use crate::event::{BlockReason, Event, PatchState, Record, SwitchVia, TaskKind, TaskRef};
@@ -48,6 +49,9 @@ pub struct Decoder {
     replace_sets: HashMap<String, u32>,
     /// `struct klp_patch` has `replace_set` in place of `replace`.
     kernel_has_replace_sets: bool,
+    /// (original, replacement) entry addresses of the functions being
+    /// patched, for the call counters; never part of the event stream.
+    addresses: Vec<(u64, u64)>,
     /// Records the decoder could not read.
     pub unknown_records: u64,
 }
@@ -77,6 +81,12 @@ impl Decoder {
         self.cumulative.get(patch).copied()
     }
 
+    /// Takes the (original, replacement) address pairs decoded since the
+    /// previous call, in the order the kernel patched them.
+    pub fn take_addresses(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.addresses)
+    }
+
     /// Decodes one ring-buffer record (its raw bytes) into events. Every
     /// record type starts with `ts_ns` and `kind`, so the kind picks the type.
     pub fn decode_bytes(&mut self, bytes: &[u8]) -> Vec<Record> {
@@ -94,6 +104,10 @@ impl Decoder {
             Some(RawKind::PatchStateId) => {
                 read_raw::<RawState>(bytes).map(|raw| state_record(&raw))
             }
+            Some(RawKind::FunctionAddress) => read_raw::<RawAddress>(bytes).map(|raw| {
+                self.addresses.push((raw.old_func, raw.new_func));
+                Vec::new()
+            }),
             _ => read_raw::<RawEvent>(bytes).map(|raw| self.decode(&raw)),
         };
         records.unwrap_or_else(|| {
@@ -178,7 +192,10 @@ impl Decoder {
                 replaced: Vec::new(),
             }],
             // Sent as their own record types; see decode_bytes().
-            RawKind::PatchFunction | RawKind::PatchStateId | RawKind::TaskStack => Vec::new(),
+            RawKind::PatchFunction
+            | RawKind::PatchStateId
+            | RawKind::TaskStack
+            | RawKind::FunctionAddress => Vec::new(),
         }
     }
 

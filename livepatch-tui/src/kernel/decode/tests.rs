@@ -367,3 +367,30 @@ fn replace_set_read_on_replace_set_kernel() {
     assert_eq!(old_kernel.replace_set("stacked"), None);
     assert_eq!(old_kernel.cumulative("stacked"), Some(false));
 }
+
+#[test]
+fn function_addresses_go_to_the_counters_not_the_stream() {
+    let raw = livepatch_common::RawAddress {
+        ts_ns: 5,
+        kind: RawKind::FunctionAddress as u32,
+        reserved: 0,
+        old_func: 0xffff_ffff_8110_0000,
+        new_func: 0xffff_ffff_c000_1000,
+    };
+    // SAFETY: RawAddress is repr(C) integers without padding.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&raw as *const livepatch_common::RawAddress).cast::<u8>(),
+            std::mem::size_of_val(&raw),
+        )
+    };
+    let mut decoder = Decoder::new();
+    assert!(decoder.decode_bytes(bytes).is_empty());
+    assert_eq!(
+        decoder.take_addresses(),
+        vec![(0xffff_ffff_8110_0000, 0xffff_ffff_c000_1000)]
+    );
+    assert!(decoder.take_addresses().is_empty());
+    assert!(decoder.decode_bytes(&bytes[..16]).is_empty());
+    assert_eq!(decoder.unknown_records, 1, "a cut record is counted");
+}
