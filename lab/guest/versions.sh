@@ -74,14 +74,15 @@ task_patch_state() {
 	cat "/proc/$1/patch_state"
 }
 
-# check_module NAME FILE: runs `livepatch-tui check --module` on NAME.ko without
-# loading it, writes its JSON verdict to $OUT/FILE and notes its exit code as
-# FILE_exit.
+# check_module NAME FILE [OPTION...]: runs `livepatch-tui check --module` on NAME.ko
+# with OPTIONs, without loading it, writes its JSON verdict to $OUT/FILE and notes
+# its exit code as FILE_exit.
 check_module() {
-	local code=0
-	"$TOOL" check --format json --module "$MODULE_DIR/$1.ko" > "$OUT/$2" 2> "$OUT/$2-stderr" || code=$?
-	note "${2}_exit" "$code"
-	cat "$OUT/$2"
+	local module="$1" file="$2" code=0
+	shift 2
+	"$TOOL" check --format json --module "$MODULE_DIR/$module.ko" "$@" > "$OUT/$file" 2> "$OUT/$file-stderr" || code=$?
+	note "${file}_exit" "$code"
+	cat "$OUT/$file"
 }
 
 # check_loaded FILE: runs `livepatch-tui check --format json` on the loaded patches,

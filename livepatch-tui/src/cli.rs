@@ -107,6 +107,12 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE.ko")]
     pub module: Option<PathBuf>,
 
+    /// Judges the module's patch as cumulative (`replace` set), for modules
+    /// whose init function sets it, from a module parameter for instance,
+    /// where the file cannot show it.
+    #[arg(long, requires = "module")]
+    pub replace: bool,
+
     /// Reads the patches from this directory instead of
     /// /sys/kernel/livepatch (for testing and offline checks).
     #[arg(long, value_name = "DIR", hide = true)]

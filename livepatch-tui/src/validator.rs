@@ -262,7 +262,11 @@ fn check_module(
         None => Btf::from_sys_fs()?,
     };
     let layouts = Layouts::from_btf(&btf)?;
-    let new = read_module(module, &layouts)?;
+    let mut new = read_module(module, &layouts)?;
+    if args.replace {
+        new.replace = true;
+        new.patch.cumulative = Some(true);
+    }
 
     // sysfs shows no klp_state ids, so they come from the loaded patches'
     // module files, where those can be found.
@@ -277,6 +281,13 @@ fn check_module(
         }
     }
     let mut verdict = verdict::judge(&loaded, &new, &verdict::module_loaded_here);
+    if !new.parameters.is_empty() && !args.replace {
+        verdict.notes.push(format!(
+            "{} takes parameters ({}): its init function may change the patch with them, which the file cannot show; if it makes the patch cumulative, judge it with --replace",
+            new.patch.name,
+            new.parameters.join(", ")
+        ));
+    }
     if !new.patch.states.is_empty() && !unknown_states.is_empty() {
         verdict.notes.push(format!(
             "klp_state ids of {} are unknown because their module files were not found next to {} or under /lib/modules; a clash of state ids would go unseen",

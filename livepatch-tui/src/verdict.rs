@@ -156,7 +156,11 @@ mod tests {
     }
 
     fn module(patch: PatchInfo, replace: bool) -> ModulePatch {
-        ModulePatch { patch, replace }
+        ModulePatch {
+            patch,
+            replace,
+            parameters: Vec::new(),
+        }
     }
 
     #[test]

@@ -228,3 +228,10 @@ fn invalid_speed_rejected_by_parser() {
         stderr(&output)
     );
 }
+
+#[test]
+fn replace_flag_needs_module() {
+    let output = run(&["check", "--replace"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--module"), "{}", stderr(&output));
+}

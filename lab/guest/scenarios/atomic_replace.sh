@@ -8,7 +8,8 @@
 # 2. With replace=1 it is cumulative: it unpatches and frees test_klp_livepatch,
 #    so /proc/cmdline reads as unpatched again.
 # Before each load, `livepatch-tui check --module` judges the module file
-# (check_stacking, check_cumulative).
+# (check_stacking, check_cumulative; the latter with --replace, since the file
+# cannot show what the parameter does).
 set -eu
 . /lab/lib.sh
 . /lab/versions.sh
@@ -36,7 +37,9 @@ note stacking_done_s "$(now_s)"
 disable_patch "$REPLACE"
 unload_module "$REPLACE"
 
-check_module "$REPLACE" check_cumulative
+# The file has replace = 0 whatever the parameter: --replace says what the
+# parameter will make of it.
+check_module "$REPLACE" check_cumulative --replace
 note cumulative_begin_s "$(now_s)"
 load_module "$REPLACE" replace=1
 wait_patched "$REPLACE"

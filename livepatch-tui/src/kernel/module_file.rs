@@ -150,12 +150,23 @@ impl<'data> Elf<'data> {
     }
 
     fn modinfo(&self, key: &str) -> Option<String> {
-        let section = self.file.section_by_name(".modinfo")?;
-        let data = section.data().ok()?;
+        self.modinfo_all(key).into_iter().next()
+    }
+
+    /// Returns every value of `key` in `.modinfo`, in file order.
+    fn modinfo_all(&self, key: &str) -> Vec<String> {
+        let Some(data) = self
+            .file
+            .section_by_name(".modinfo")
+            .and_then(|section| section.data().ok())
+        else {
+            return Vec::new();
+        };
         let prefix = format!("{key}=");
         data.split(|&b| b == 0)
             .filter_map(|entry| std::str::from_utf8(entry).ok())
-            .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_owned))
+            .filter_map(|entry| entry.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
     }
 }
 
@@ -172,6 +183,9 @@ pub struct ModulePatch {
     pub patch: PatchInfo,
     /// `replace` = true on kernels without replace sets.
     pub replace: bool,
+    /// Names of the module's parameters, with which its init function may
+    /// change the patch before enabling it.
+    pub parameters: Vec<String>,
 }
 
 /// Reads the livepatch that `path` defines.
@@ -213,7 +227,17 @@ pub fn read_module_bytes(data: &[u8], layouts: &Layouts) -> anyhow::Result<Modul
         objects,
         states,
     };
-    Ok(ModulePatch { patch, replace })
+    // module_param() records "parmtype=NAME:TYPE" for each parameter.
+    let parameters = elf
+        .modinfo_all("parmtype")
+        .iter()
+        .filter_map(|entry| entry.split_once(':').map(|(name, _)| name.to_owned()))
+        .collect();
+    Ok(ModulePatch {
+        patch,
+        replace,
+        parameters,
+    })
 }
 
 /// Finds the data symbol shaped like a `klp_patch`: its size matches and its

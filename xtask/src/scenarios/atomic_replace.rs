@@ -35,13 +35,20 @@ pub fn check(output: &ScenarioOutput, checks: &mut Checks, with_tool: bool) {
     );
 
     // The module sets .replace from its parameter in its init function, so the
-    // file itself has replace = 0. A correct prediction for replace=1 needs the
-    // parameter, or at least a warning that the file cannot tell.
+    // file itself has replace = 0: the verdict must report that the file cannot show it.
+    let notes = stacking.names("notes").unwrap_or_default();
+    checks.check(
+        notes
+            .iter()
+            .any(|note| note.contains("takes parameters (replace)") && note.contains("--replace")),
+        "check --module test_klp_atomic_replace.ko: notes that its parameter `replace` may change the patch",
+        format!("notes {notes:?}"),
+    );
     let cumulative = CheckRun::read(output, "check_cumulative");
     cumulative.check_replaces(
         checks,
         &[LIVEPATCH],
-        "check --module test_klp_atomic_replace.ko (to load with replace=1): replaces test_klp_livepatch",
+        "check --module test_klp_atomic_replace.ko --replace (to load with replace=1): replaces test_klp_livepatch",
     );
 
     let after = CheckRun::read(output, "check_after");
