@@ -117,14 +117,11 @@ pub const ALL: &[Scenario] = &[
     },
 ];
 
-/// Resolves scenario names. An empty list selects all of them.
 /// Scenarios left out of a run without names, because the tool still fails
-/// some of their checks: the call counters of a patch attach late or not at
-/// all when kallsyms lags behind a module load, `check --module` cannot see a
-/// `replace` flag that a module sets from a parameter, and `patches_replaced`
-/// is computed from a sysfs read that races with the kernel. Run them by name.
-pub const KNOWN_FAILING: &[&str] = &["stacked", "atomic_replace", "target_module", "calls"];
+/// some of their checks. Run them by name.
+pub const KNOWN_FAILING: &[&str] = &[];
 
+/// Resolves scenario names. An empty list selects all of them.
 pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
     if names.is_empty() {
         return Ok(ALL
