@@ -235,3 +235,24 @@ fn replace_flag_needs_module() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--module"), "{}", stderr(&output));
 }
+
+#[test]
+fn check_set_with_two_enabled_warns() {
+    let root = temp_dir("set-multiple");
+    for name in ["a1", "a2"] {
+        write_patch(
+            &root,
+            name,
+            &[("enabled", "1"), ("transition", "0"), ("replace_set", "1")],
+            &[if name == "a1" { "f,0" } else { "g,0" }],
+        );
+    }
+    let output = run(&["check", "--sysfs-root", root.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("set-multiple-enabled"), "{text}");
+    assert!(
+        text.contains("replace set 1 has 2 enabled patches (a1, a2)"),
+        "{text}"
+    );
+}

@@ -154,6 +154,7 @@ pub fn check_conflict(output: &ScenarioOutput, checks: &mut Checks, with_tool: b
                             already patched by 'lab_set1_v1' (replace set 1)",
             mentions: &["cmdline_proc_show", "lab_set1_v1"],
             same_set: &["lab_set2"],
+            rule: "cross-set-function",
         },
         RejectedLoad {
             module: "lab_set3_state",
@@ -161,6 +162,7 @@ pub fn check_conflict(output: &ScenarioOutput, checks: &mut Checks, with_tool: b
                             'lab_set1_v1' (replace set 1)",
             mentions: &[STATE_SET1, "lab_set1_v1"],
             same_set: &[],
+            rule: "cross-set-state",
         },
     ];
     for case in &cases {
@@ -189,6 +191,8 @@ struct RejectedLoad {
     /// the module would replace them, and no explanation of the rejection may name
     /// them.
     same_set: &'static [&'static str],
+    /// The validator rule the verdict's findings must include.
+    rule: &'static str,
 }
 
 fn check_rejected_load(
@@ -266,6 +270,19 @@ fn check_verdict_before_load(output: &ScenarioOutput, checks: &mut Checks, case:
         &format!("check --module {module}.ko"),
         &json_strings(output.file(&json_name), "refused"),
         case.same_set,
+    );
+
+    let findings: Vec<String> = serde_json::from_str::<Value>(output.file(&json_name).trim())
+        .ok()
+        .and_then(|verdict| verdict.get("findings").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|finding| events::text(finding, "rule").map(str::to_owned))
+        .collect();
+    checks.check(
+        findings.iter().any(|rule| rule == case.rule),
+        &format!("check --module {module}.ko: findings include {}", case.rule),
+        format!("rules {findings:?}"),
     );
 }
 
