@@ -35,8 +35,37 @@ pub fn read_inventory(root: &Path) -> anyhow::Result<Vec<PatchInfo>> {
     Ok(patches)
 }
 
+/// Reads of one patch taken before a read that changed under way is kept.
+const MAX_PATCH_READS: u32 = 3;
+
 /// Reads one patch directory; `None` when it vanished meanwhile.
+///
+/// The kernel can change a patch between the reads of its files: a
+/// cumulative patch disables the patches it replaces, then unpatches their
+/// objects. A read whose `enabled` or `transition` differs at its end would
+/// pair the old flags with the new objects, so it is taken again.
 fn read_patch(dir: &Path) -> anyhow::Result<Option<PatchInfo>> {
+    let mut reads = 0;
+    loop {
+        let Some(patch) = read_patch_once(dir)? else {
+            return Ok(None);
+        };
+        reads += 1;
+        let enabled = read_optional(&dir.join("enabled"))?;
+        let transition = read_optional(&dir.join("transition"))?;
+        let (Some(enabled), Some(transition)) = (enabled, transition) else {
+            return Ok(None);
+        };
+        let unchanged =
+            (enabled == "1") == patch.enabled && (transition == "1") == patch.transition;
+        if unchanged || reads == MAX_PATCH_READS {
+            return Ok(Some(patch));
+        }
+        log::debug!("patch {} changed while read; reading it again", patch.name);
+    }
+}
+
+fn read_patch_once(dir: &Path) -> anyhow::Result<Option<PatchInfo>> {
     let name = file_name(dir);
     let Some(enabled) = read_optional(&dir.join("enabled"))? else {
         return Ok(None);
