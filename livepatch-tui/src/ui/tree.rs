@@ -14,7 +14,8 @@ pub enum Node<'a> {
     /// A replace set, `None` for patches the kernel gave no set.
     ReplaceSet(Option<u32>),
     Patch(&'a PatchInfo),
-    Object(&'a ObjectInfo),
+    /// An object of a patch, and whether that patch is in transition.
+    Object(&'a ObjectInfo, bool),
     Function {
         /// The object's name, for looking up call counts.
         object: &'a str,
@@ -102,7 +103,7 @@ fn push_patch<'a>(
         out.push(TreeRow {
             depth: depth + 1,
             id,
-            node: Node::Object(object),
+            node: Node::Object(object, patch.transition),
             expanded: Some(expanded),
         });
         if !expanded {

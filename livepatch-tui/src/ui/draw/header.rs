@@ -91,7 +91,10 @@ fn counters_line(app: &App, narrow: bool) -> Line<'static> {
     if app.header.skipped_lines > 0 {
         spans.push(separator(app));
         spans.push(Span::styled(
-            format!("{} lines skipped", app.header.skipped_lines),
+            match app.header.skipped_lines {
+                1 => "1 line skipped".to_owned(),
+                count => format!("{count} lines skipped"),
+            },
             theme.warning(),
         ));
     }

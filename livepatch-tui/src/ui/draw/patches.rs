@@ -69,7 +69,7 @@ fn row_line(row: &TreeRow, app: &App) -> Line<'static> {
             spans.push(Span::styled("no replace set reported", theme.emphasis()));
         }
         Node::Patch(patch) => spans.extend(patch_spans(patch, app)),
-        Node::Object(object) => spans.extend(object_spans(object, theme)),
+        Node::Object(object, transition) => spans.extend(object_spans(object, *transition, theme)),
         Node::Function {
             object,
             function,
@@ -146,9 +146,12 @@ fn call_spans(stats: &CallStats, theme: &Theme) -> Vec<Span<'static>> {
     spans
 }
 
-fn object_spans(object: &ObjectInfo, theme: &Theme) -> Vec<Span<'static>> {
+fn object_spans(object: &ObjectInfo, transition: bool, theme: &Theme) -> Vec<Span<'static>> {
+    // An object is unpatched in a transition too (before it is patched or
+    // once it is unpatched), and vmlinux is always loaded.
     let (state, style) = match object.patched {
         Some(true) => ("patched", theme.good()),
+        Some(false) if transition || object.name == "vmlinux" => ("not patched", theme.dim()),
         Some(false) => ("not patched (module not loaded)", theme.warning()),
         None => ("patched state unknown", theme.dim()),
     };
