@@ -12,8 +12,22 @@ use livepatch_tui::{
 /// in the lab on Debian's 6.1 kernel (`cargo xtask lab --record-demo`).
 const DEMO_LOG: &str = include_str!("../assets/demo.jsonl");
 
+/// Exit code of a command line that does not parse (`EX_USAGE`), apart
+/// from `check`'s 2 for errors.
+const USAGE_ERROR: u8 = 64;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(USAGE_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@ use crate::{
     event::{Finding, PatchInfo, Severity},
     kernel::{
         btf::Btf,
-        module_file::{Layouts, read_module},
+        module_file::{Layouts, ModulePatch, read_module},
         sysfs,
     },
     verdict::{self, Verdict},
@@ -215,8 +215,22 @@ pub fn exit_code(findings: &[Finding]) -> u8 {
     }
 }
 
-/// Runs the `check` command.
+/// Runs the `check` command. With `--format json`, a failure is reported
+/// on standard output too, as `{"error": ..., "exit_code": 3}`.
 pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let result = check(args);
+    if let (Err(error), Format::Json) = (&result, args.format) {
+        let report = serde_json::json!({ "error": format!("{error:#}"), "exit_code": 3 });
+        println!("{report}");
+    }
+    result
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let candidate = match &args.module {
+        Some(module) => Some((module, read_candidate(args, module)?)),
+        None => None,
+    };
     let root = args
         .sysfs_root
         .as_deref()
@@ -228,8 +242,8 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let patches = sysfs::read_inventory(root)?;
-    if let Some(module) = &args.module {
-        return check_module(args, &patches, module);
+    if let Some((module, (layouts, new))) = candidate {
+        return check_module(args, &patches, module, &layouts, new);
     }
     let findings = validate(&patches);
 
@@ -247,12 +261,15 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&findings)))
 }
 
-/// `check --module`: the verdict on loading a module, without loading it.
-fn check_module(
-    args: &CheckArgs,
-    patches: &[PatchInfo],
-    module: &Path,
-) -> anyhow::Result<ExitCode> {
+/// Reads the module that `check --module` judges, with struct layouts from
+/// the running kernel's BTF (or `--btf`).
+fn read_candidate(args: &CheckArgs, module: &Path) -> anyhow::Result<(Layouts, ModulePatch)> {
+    // A wrong path is reported before anything about the kernel.
+    let metadata = std::fs::metadata(module)
+        .with_context(|| format!("failed to read {}", module.display()))?;
+    if !metadata.is_file() {
+        anyhow::bail!("{} is not a file", module.display());
+    }
     let btf = match &args.btf {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -267,14 +284,24 @@ fn check_module(
         new.replace = true;
         new.patch.cumulative = Some(true);
     }
+    Ok((layouts, new))
+}
 
+/// `check --module`: the verdict on loading a module, without loading it.
+fn check_module(
+    args: &CheckArgs,
+    patches: &[PatchInfo],
+    module: &Path,
+    layouts: &Layouts,
+    new: ModulePatch,
+) -> anyhow::Result<ExitCode> {
     // sysfs shows no klp_state ids, so they come from the loaded patches'
     // module files, where those can be found.
     let mut loaded = patches.to_vec();
     let mut unknown_states = Vec::new();
     for patch in &mut loaded {
         match find_module_file(&patch.name, module)
-            .and_then(|path| read_module(&path, &layouts).ok())
+            .and_then(|path| read_module(&path, layouts).ok())
         {
             Some(file) => patch.states = file.patch.states,
             None => unknown_states.push(patch.name.clone()),

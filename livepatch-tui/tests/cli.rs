@@ -221,7 +221,7 @@ fn effective_uid() -> u32 {
 #[test]
 fn invalid_speed_rejected_by_parser() {
     let output = run(&["demo", "--speed", "0"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(64));
     assert!(
         stderr(&output).contains("out of range"),
         "{}",
@@ -232,7 +232,11 @@ fn invalid_speed_rejected_by_parser() {
 #[test]
 fn replace_flag_needs_module() {
     let output = run(&["check", "--replace"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        output.status.code(),
+        Some(64),
+        "a usage error, not check's 2"
+    );
     assert!(stderr(&output).contains("--module"), "{}", stderr(&output));
 }
 
@@ -254,5 +258,37 @@ fn check_set_with_two_enabled_warns() {
     assert!(
         text.contains("replace set 1 has 2 enabled patches (a1, a2)"),
         "{text}"
+    );
+}
+
+#[test]
+fn check_module_missing_file_named_first() {
+    let output = run(&["check", "--module", "/nonexistent/patch.ko"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("failed to read /nonexistent/patch.ko"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_json_reports_unreadable_kernel() {
+    let output = run(&[
+        "check",
+        "--format",
+        "json",
+        "--sysfs-root",
+        "/nonexistent/livepatch",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&output)).expect("one JSON object");
+    assert_eq!(report["exit_code"], 3);
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("no livepatch support")),
+        "{report}"
     );
 }

@@ -25,9 +25,22 @@ pub struct Recording {
 /// another contract version and kinds this build does not know are skipped
 /// with a reason, never fatal.
 pub fn parse_log(text: &str) -> Recording {
+    parse_log_bytes(text.as_bytes())
+}
+
+/// Parses JSON Lines from raw bytes, as [`parse_log`] does; a line that is
+/// not UTF-8 is skipped like any other damaged line.
+pub fn parse_log_bytes(bytes: &[u8]) -> Recording {
     let mut recording = Recording::default();
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_number = index + 1;
+        let Ok(line) = std::str::from_utf8(line) else {
+            recording.skipped.push(SkippedLine {
+                line: line_number,
+                reason: "not UTF-8 text".to_owned(),
+            });
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -45,20 +58,23 @@ pub fn parse_log(text: &str) -> Recording {
 fn parse_line(line: &str) -> Result<Record, String> {
     let value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let version = value.get("v").and_then(serde_json::Value::as_u64);
-    if version != Some(u64::from(VERSION)) {
-        return Err(format!(
-            "unsupported contract version {version:?}: expected {VERSION}"
-        ));
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(version) if version == u64::from(VERSION) => {}
+        Some(version) => {
+            return Err(format!(
+                "unsupported contract version {version}: expected {VERSION}"
+            ));
+        }
+        None => return Err(format!("no contract version (\"v\"): expected {VERSION}")),
     }
     serde_json::from_value(value).map_err(|e| format!("not an event this version reads: {e}"))
 }
 
 /// Reads and parses a log file.
 pub fn read_log(path: &Path) -> anyhow::Result<Recording> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read log {}", path.display()))?;
-    Ok(parse_log(&text))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
+    Ok(parse_log_bytes(&bytes))
 }
 
 /// Plays records in recorded time, scaled by a speed factor. The player
@@ -189,6 +205,18 @@ mod tests {
         assert_eq!(lines, vec![2, 3, 4]);
         assert!(recording.skipped[0].reason.starts_with("not JSON"));
         assert!(recording.skipped[1].reason.contains("version"));
+    }
+
+    #[test]
+    fn non_utf8_line_skipped_others_kept() {
+        let mut bytes = line(1, "transition_started").into_bytes();
+        bytes.extend_from_slice(b"\n\xff\xfe garbage\n");
+        bytes.extend_from_slice(line(2, "transition_reversed").as_bytes());
+        let recording = parse_log_bytes(&bytes);
+        assert_eq!(recording.records.len(), 2);
+        assert_eq!(recording.skipped.len(), 1);
+        assert_eq!(recording.skipped[0].line, 2);
+        assert_eq!(recording.skipped[0].reason, "not UTF-8 text");
     }
 
     #[test]
