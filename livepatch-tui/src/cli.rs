@@ -85,7 +85,7 @@ pub struct LogArgs {
     /// Use a loopback address such as 127.0.0.1:9477: the endpoint has no
     /// authentication. With --from, serves the recording's final state
     /// until SIGINT or SIGTERM.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_address)]
     pub metrics: Option<SocketAddr>,
 }
 
@@ -163,6 +163,19 @@ fn parse_ring_mib(text: &str) -> Result<u32, String> {
     Ok(mib)
 }
 
+/// Parses HOST:PORT, where HOST is an IP address or a name in the local
+/// resolver (such as `localhost`); the first address it gives is used.
+fn parse_metrics_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let invalid = |reason: String| {
+        format!("invalid address {text:?} ({reason}): expected HOST:PORT, such as 127.0.0.1:9477")
+    };
+    text.to_socket_addrs()
+        .map_err(|error| invalid(error.to_string()))?
+        .next()
+        .ok_or_else(|| invalid("no address found".to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +185,16 @@ mod tests {
         assert!(parse_speed("2").is_ok());
         assert!(parse_speed("0").is_err());
         assert!(parse_speed("fast").is_err());
+    }
+
+    #[test]
+    fn metrics_address_by_ip_or_local_name() {
+        let by_ip = parse_metrics_address("127.0.0.1:9477").unwrap();
+        assert_eq!(by_ip, SocketAddr::from(([127, 0, 0, 1], 9477)));
+        let by_name = parse_metrics_address("localhost:9477").unwrap();
+        assert!(by_name.ip().is_loopback(), "{by_name}");
+        let error = parse_metrics_address("9477").unwrap_err();
+        assert!(error.contains("expected HOST:PORT"), "{error}");
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub async fn run_log(args: &LogArgs, live: &LiveOptions) -> anyhow::Result<ExitC
                 logger.handle(record, false)?;
             }
             if let Some(server) = metrics {
+                eprintln!(
+                    "livepatch-tui: {} read ({} records); its final state stays served until SIGINT or SIGTERM",
+                    path.display(),
+                    recording.records.len()
+                );
                 serve_until_signal(server).await?;
             }
         }
@@ -124,8 +129,8 @@ pub async fn run_log(args: &LogArgs, live: &LiveOptions) -> anyhow::Result<ExitC
 /// Serves metrics in a task of its own, which ends with the runtime.
 fn start_serving(server: metrics::Server) {
     match server.local_addr() {
-        Ok(address) => log::info!(
-            "serving metrics at http://{address}{}",
+        Ok(address) => eprintln!(
+            "livepatch-tui: serving metrics at http://{address}{}",
             metrics::METRICS_PATH
         ),
         Err(error) => log::warn!("serving metrics on an unknown address: {error}"),

@@ -59,7 +59,9 @@ impl Server {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(address).await.with_context(|| {
-            format!("failed to listen for metrics on {address}; is another process using the port?")
+            format!(
+                "failed to listen for metrics on {address} (is another process using the port?)"
+            )
         })?;
         Ok(Self {
             listener,
