@@ -199,10 +199,13 @@ impl<W: Write> Logger<W> {
     /// computed only for `fresh` records.
     fn handle(&mut self, record: &Record, fresh: bool) -> anyhow::Result<()> {
         let findings: Vec<Record> = match (fresh, &record.event) {
-            (true, Event::Inventory { patches }) => validator::validate(patches)
-                .into_iter()
-                .map(|finding| Record::new(record.ts_ns, Event::Finding(finding)))
-                .collect(),
+            (true, Event::Inventory { patches }) => {
+                let seen_loading = self.state.lock().model.load_order.clone();
+                validator::validate_seen(patches, &seen_loading)
+            }
+            .into_iter()
+            .map(|finding| Record::new(record.ts_ns, Event::Finding(finding)))
+            .collect(),
             _ => Vec::new(),
         };
 
@@ -231,9 +234,11 @@ pub fn with_findings(
 ) -> tokio::sync::mpsc::Receiver<Record> {
     let (sender, receiver) = tokio::sync::mpsc::channel(records.max_capacity());
     tokio::spawn(async move {
+        let mut seen_loading = Vec::new();
         while let Some(record) = records.recv().await {
+            crate::model::follow_loads(&mut seen_loading, &record.event);
             let findings = match &record.event {
-                Event::Inventory { patches } => validator::validate(patches),
+                Event::Inventory { patches } => validator::validate_seen(patches, &seen_loading),
                 _ => Vec::new(),
             };
             let ts_ns = record.ts_ns;

@@ -37,6 +37,13 @@ fn function_label((object, name, sympos): &FunctionKey) -> String {
 
 /// Runs every rule on one inventory. Findings are sorted: errors first.
 pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
+    validate_seen(patches, &[])
+}
+
+/// Runs every rule on one inventory, as [`validate`] does. Where the kernel
+/// shows no load order, stacked patches are ordered by `seen_loading`: the
+/// patches this run saw load, oldest first, all newer than the others.
+pub fn validate_seen(patches: &[PatchInfo], seen_loading: &[String]) -> Vec<Finding> {
     let enabled: Vec<&PatchInfo> = patches.iter().filter(|p| p.enabled).collect();
     let in_transition = patches.iter().any(|p| p.transition);
 
@@ -46,7 +53,12 @@ pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
     let cumulative_in_transition = patches
         .iter()
         .any(|p| p.transition && p.cumulative == Some(true));
-    check_function_overlap(&enabled, cumulative_in_transition, &mut findings);
+    check_function_overlap(
+        &enabled,
+        cumulative_in_transition,
+        seen_loading,
+        &mut findings,
+    );
     check_state_overlap(&enabled, &mut findings);
     if !in_transition {
         check_sets_with_several_patches(&enabled, &mut findings);
@@ -60,8 +72,12 @@ pub fn validate(patches: &[PatchInfo]) -> Vec<Finding> {
     findings
 }
 
-/// Patches of each function, in load order when the kernel shows it.
-fn patches_by_function<'a>(enabled: &[&'a PatchInfo]) -> BTreeMap<FunctionKey, Vec<&'a PatchInfo>> {
+/// Patches of each function, in load order when the kernel shows it or
+/// this run saw them load.
+fn patches_by_function<'a>(
+    enabled: &[&'a PatchInfo],
+    seen_loading: &[String],
+) -> BTreeMap<FunctionKey, Vec<&'a PatchInfo>> {
     let mut by_function: BTreeMap<FunctionKey, Vec<&PatchInfo>> = BTreeMap::new();
     for patch in enabled {
         for object in &patch.objects {
@@ -72,9 +88,22 @@ fn patches_by_function<'a>(enabled: &[&'a PatchInfo]) -> BTreeMap<FunctionKey, V
         }
     }
     for patches in by_function.values_mut() {
-        patches.sort_by_key(|p| p.stack_order.unwrap_or(u32::MAX));
+        if patches.iter().all(|p| p.stack_order.is_some()) {
+            patches.sort_by_key(|p| p.stack_order);
+        } else {
+            // Patches not seen loading predate the run: they sort first.
+            patches.sort_by_key(|p| seen_rank(p, seen_loading));
+        }
     }
     by_function
+}
+
+/// Position of `patch` in `seen_loading`, from 1; 0 when it was not seen.
+fn seen_rank(patch: &PatchInfo, seen_loading: &[String]) -> usize {
+    seen_loading
+        .iter()
+        .position(|name| *name == patch.name)
+        .map_or(0, |index| index + 1)
 }
 
 /// With `cumulative_in_transition`, stacking is judged once that transition
@@ -82,9 +111,10 @@ fn patches_by_function<'a>(enabled: &[&'a PatchInfo]) -> BTreeMap<FunctionKey, V
 fn check_function_overlap(
     enabled: &[&PatchInfo],
     cumulative_in_transition: bool,
+    seen_loading: &[String],
     findings: &mut Vec<Finding>,
 ) {
-    for (function, patches) in patches_by_function(enabled) {
+    for (function, patches) in patches_by_function(enabled, seen_loading) {
         if patches.len() < 2 {
             continue;
         }
@@ -116,8 +146,13 @@ fn check_function_overlap(
             continue;
         }
         let top = names.last().cloned().unwrap_or_default();
+        let top_seen = patches
+            .last()
+            .is_some_and(|p| seen_rank(p, seen_loading) > 0);
         let order_note = if patches.iter().all(|p| p.stack_order.is_some()) {
             format!("{top} runs, being loaded last")
+        } else if top_seen {
+            format!("{top} runs, seen loading last by this tool")
         } else {
             "the last loaded of them runs; this kernel does not show the load order".to_owned()
         };
@@ -449,6 +484,25 @@ mod tests {
         ]);
         assert!(findings.is_empty(), "{findings:?}");
         assert_eq!(exit_code(&findings), 0);
+    }
+
+    #[test]
+    fn stacked_order_from_loads_seen() {
+        let patches = [
+            patch("a", None, None, &["f"]),
+            patch("b", None, None, &["f"]),
+        ];
+        let message = |seen: &[&str]| {
+            let seen: Vec<String> = seen.iter().map(|name| name.to_string()).collect();
+            let findings = validate_seen(&patches, &seen);
+            assert_eq!(findings.len(), 1);
+            findings[0].message.clone()
+        };
+
+        // "a" predates the run and "b" loaded during it.
+        assert!(message(&["b"]).ends_with("b runs, seen loading last by this tool"));
+        assert!(message(&["b", "a"]).ends_with("a runs, seen loading last by this tool"));
+        assert!(message(&[]).contains("this kernel does not show the load order"));
     }
 
     #[test]

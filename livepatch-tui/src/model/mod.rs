@@ -15,7 +15,7 @@ pub use calls::{CallStats, function_label};
 pub use tasks::{STUCK_STREAK, Task, TaskStatus, Tasks};
 pub use transition::{Blocker, PassSummary, Transition, TransitionOutcome, TransitionSummary};
 
-use crate::event::{Event, Finding, PatchInfo, Record};
+use crate::event::{Event, Finding, PatchInfo, PatchState, Record};
 
 /// Recent events kept for the event log view.
 pub const RECENT_EVENTS: usize = 500;
@@ -61,6 +61,23 @@ pub struct Model {
     pub load_order: Vec<String>,
 }
 
+/// Keeps `order`, the patches seen loading during this run, oldest first,
+/// up to date with `event`.
+pub fn follow_loads(order: &mut Vec<String>, event: &Event) {
+    match event {
+        Event::PatchAdded { patch }
+        | Event::PatchFunction { patch, .. }
+        | Event::TransitionStarted {
+            patch,
+            target: PatchState::Patched,
+        } if !order.contains(patch) => order.push(patch.clone()),
+        Event::PatchRemoved { patch } | Event::PatchLoadFailed { patch, .. } => {
+            order.retain(|p| p != patch);
+        }
+        _ => {}
+    }
+}
+
 impl Model {
     pub fn new() -> Self {
         Self::default()
@@ -74,10 +91,7 @@ impl Model {
         match &record.event {
             Event::Inventory { patches } => self.apply_inventory(patches),
             Event::TransitionStarted { patch, target } => {
-                if *target == crate::event::PatchState::Patched && !self.patches.contains_key(patch)
-                {
-                    self.note_loaded(patch);
-                }
+                follow_loads(&mut self.load_order, &record.event);
                 self.tasks.clear();
                 self.transition = Some(Transition::new(patch, *target, ts_ns));
             }
@@ -148,16 +162,16 @@ impl Model {
                 self.probes.insert(probe.clone(), info);
             }
             Event::EventsLost { count } => self.events_lost += count,
-            Event::PatchAdded { patch } => self.note_loaded(patch),
-            Event::PatchRemoved { patch } => self.load_order.retain(|p| p != patch),
-            Event::PatchLoadFailed { patch, .. } => self.load_order.retain(|p| p != patch),
+            Event::PatchAdded { .. }
+            | Event::PatchRemoved { .. }
+            | Event::PatchLoadFailed { .. }
+            | Event::PatchFunction { .. } => follow_loads(&mut self.load_order, &record.event),
             Event::ModuleComing { .. }
             | Event::ModuleGoing { .. }
             | Event::ObjectPatched { .. }
             | Event::ObjectUnpatched { .. }
             | Event::PatchesReplaced { .. }
             | Event::PatchStateId { .. } => {}
-            Event::PatchFunction { patch, .. } => self.note_loaded(patch),
             Event::Calls {
                 object,
                 function,
@@ -224,12 +238,6 @@ impl Model {
         self.recent.push_back(record.clone());
         while self.recent.len() > RECENT_EVENTS {
             self.recent.pop_front();
-        }
-    }
-
-    fn note_loaded(&mut self, patch: &str) {
-        if !self.load_order.iter().any(|p| p == patch) {
-            self.load_order.push(patch.to_owned());
         }
     }
 

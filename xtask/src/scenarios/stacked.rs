@@ -114,10 +114,12 @@ fn check_log_finding(log: &EventLog, checks: &mut Checks) {
         format!("findings after it: {:?}", snapshot.rules()),
     );
     if let Some(finding) = finding {
-        checks.info(format!(
-            "log finding message: {}",
-            events::text(finding, "message").unwrap_or("?")
-        ));
+        let message = events::text(finding, "message").unwrap_or("?");
+        checks.check(
+            message.contains(&format!("{SECOND} runs, seen loading last")),
+            "log: the finding names versions_b, which the tool saw load last, as the version that runs",
+            message,
+        );
         let order = events::inventory_patch(snapshot.inventory, SECOND)
             .and_then(|patch| patch.get("stack_order"))
             .cloned()
