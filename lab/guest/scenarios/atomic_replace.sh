@@ -33,12 +33,18 @@ load_module "$REPLACE" replace=0
 wait_patched "$REPLACE"
 note stacking_cmdline_patched "$(proc_patched cmdline)"
 note stacking_meminfo_patched "$(proc_patched meminfo)"
+# The tool reads sysfs every 500 ms: let it see both patches enabled before
+# the next step disables one.
+if [ "$LAB_TOOL" = 1 ]; then
+	wait_until 5 "an inventory with $REPLACE enabled in the tool's log" \
+		tool_logged inventory "\"name\": *\"$REPLACE\", *\"enabled\": *true, *\"transition\": *false" || true
+fi
 note stacking_done_s "$(now_s)"
 disable_patch "$REPLACE"
 unload_module "$REPLACE"
 
-# The file has replace = 0 whatever the parameter: --replace says what the
-# parameter will make of it.
+# The file has replace = 0 whatever the parameter: --replace gives the value
+# that the parameter will set.
 check_module "$REPLACE" check_cumulative --replace
 note cumulative_begin_s "$(now_s)"
 load_module "$REPLACE" replace=1

@@ -35,7 +35,8 @@ pub fn read_inventory(root: &Path) -> anyhow::Result<Vec<PatchInfo>> {
     Ok(patches)
 }
 
-/// Reads of one patch taken before a read that changed under way is kept.
+/// Reads of one patch directory at most, while it keeps changing under
+/// way; the last read is kept.
 const MAX_PATCH_READS: u32 = 3;
 
 /// Reads one patch directory; `None` when it vanished meanwhile.
