@@ -53,6 +53,34 @@ fn walk_objects(patch: *const u8, name: &[u8; OBJECT_LEN], offsets: &KernelOffse
     });
 }
 
+/// One entry of an object's static `klp_func` array.
+struct StaticFunction {
+    function: *const u8,
+    old_name: u64,
+    new_func: u64,
+    old_sympos: u64,
+}
+
+/// Reads entry `index` of the static `klp_func` array at `functions`;
+/// `None` at the all-zero entry that ends it
+/// (`klp_for_each_func_static()`).
+#[inline(always)]
+fn static_function(functions: u64, index: u32, offsets: &KernelOffsets) -> Option<StaticFunction> {
+    let function = (functions + u64::from(index) * u64::from(offsets.klp_func_size)) as *const u8;
+    let old_name: u64 = read_field(function, offsets.klp_func_old_name).unwrap_or(0);
+    let new_func: u64 = read_field(function, offsets.klp_func_new_func).unwrap_or(0);
+    let old_sympos: u64 = read_field(function, offsets.klp_func_old_sympos).unwrap_or(0);
+    if old_name == 0 && new_func == 0 && old_sympos == 0 {
+        return None;
+    }
+    Some(StaticFunction {
+        function,
+        old_name,
+        new_func,
+        old_sympos,
+    })
+}
+
 #[inline(never)]
 fn walk_functions(
     object: *const u8,
@@ -62,14 +90,11 @@ fn walk_functions(
 ) {
     unrolled!(index in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31] {
-        let function = (functions + u64::from(index) * u64::from(offsets.klp_func_size)) as *const u8;
-        let old_name: u64 = read_field(function, offsets.klp_func_old_name).unwrap_or(0);
-        let new_func: u64 = read_field(function, offsets.klp_func_new_func).unwrap_or(0);
-        let old_sympos: u64 = read_field(function, offsets.klp_func_old_sympos).unwrap_or(0);
-        // klp_for_each_func_static() ends at an all-zero entry.
-        if old_name == 0 && new_func == 0 && old_sympos == 0 {
+        let Some(StaticFunction { old_name, new_func, old_sympos, .. }) =
+            static_function(functions, index, offsets)
+        else {
             return;
-        }
+        };
 
         if let Some(mut entry) = EVENTS.reserve::<RawFunction>(0) {
         let record = entry.write(RawFunction {
@@ -106,14 +131,11 @@ pub fn walk_addresses(object: *const u8, offsets: &KernelOffsets) {
     }
     unrolled!(index in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31] {
-        let function = (functions + u64::from(index) * u64::from(offsets.klp_func_size)) as *const u8;
-        let old_name: u64 = read_field(function, offsets.klp_func_old_name).unwrap_or(0);
-        let new_func: u64 = read_field(function, offsets.klp_func_new_func).unwrap_or(0);
-        let old_sympos: u64 = read_field(function, offsets.klp_func_old_sympos).unwrap_or(0);
-        // klp_for_each_func_static() ends at an all-zero entry.
-        if old_name == 0 && new_func == 0 && old_sympos == 0 {
+        let Some(StaticFunction { function, new_func, .. }) =
+            static_function(functions, index, offsets)
+        else {
             return;
-        }
+        };
         let record = RawAddress {
             ts_ns: unsafe { bpf_ktime_get_ns() },
             kind: RawKind::FunctionAddress as u32,
