@@ -32,7 +32,8 @@ pub fn check(host: &Host<'_>) -> anyhow::Result<()> {
     if !host.livepatch_root.is_dir() {
         bail!(
             "this kernel has no livepatch support: {} does not exist (it needs \
-             CONFIG_LIVEPATCH). `livepatch-tui demo` shows the dashboard on a recording",
+             CONFIG_LIVEPATCH). `livepatch-tui demo` shows the dashboard on a recording; \
+             `replay FILE` and `log --from FILE` read a recorded log",
             host.livepatch_root.display()
         );
     }
