@@ -73,7 +73,7 @@ fn emit_stack(pid: u32) {
     if scratch.pid != pid || scratch.frames == 0 {
         return;
     }
-    if EVENTS.output::<RawStack>(&*scratch, 0).is_err() {
+    if EVENTS.output::<RawStack>(&*scratch, NO_WAKEUP).is_err() {
         count_lost();
     }
     // A later check of the same task without a fresh stack sends nothing.
@@ -126,6 +126,24 @@ pub(crate) fn count_lost() {
     }
 }
 
+/// `BPF_RB_NO_WAKEUP`: the record waits in the ring buffer for a later
+/// wakeup, or for user space's next periodic read.
+pub(crate) const NO_WAKEUP: u64 = 1;
+/// `BPF_RB_FORCE_WAKEUP`: user space wakes now.
+pub(crate) const FORCE_WAKEUP: u64 = 2;
+
+/// Ring buffer flags for a record of `kind`. User space wakes only when the
+/// kernel has finished a pass over the tasks, a load or a transition: a
+/// tool thread woken during a pass is running when the kernel checks it,
+/// and the transition then waits a second for the next pass.
+#[inline(always)]
+fn wakeup(kind: RawKind) -> u64 {
+    match kind {
+        RawKind::PassEnd | RawKind::PatchEnableResult | RawKind::TransitionComplete => FORCE_WAKEUP,
+        _ => NO_WAKEUP,
+    }
+}
+
 /// Reserves one record, lets `fill` write it, and submits it. A full ring
 /// buffer is counted in [`LOST`], never waited on.
 #[inline(always)]
@@ -142,7 +160,7 @@ fn emit(kind: RawKind, fill: impl FnOnce(&mut RawEvent)) {
     event.kind = kind as u32;
     fill(event);
 
-    entry.submit(0);
+    entry.submit(wakeup(kind));
 }
 
 /// Emits an event about the current task.
@@ -315,11 +333,19 @@ pub fn klp_enable_patch(ctx: FEntryContext) -> u32 {
 
     let replace = read_field::<u32>(patch, offsets.klp_patch_replace).map_or(-1, i64::from);
     emit_patch(RawKind::PatchEnable, patch, replace);
+    // A full map only wakes user space early for this load.
+    let _ = ENABLING.insert(bpf_get_current_pid_tgid(), 1, 0);
     0
 }
 
+/// Tasks inside `klp_enable_patch`, by pid_tgid: the objects they patch
+/// are about to go through a first pass over the tasks.
+#[map]
+static ENABLING: HashMap<u64, u8> = HashMap::with_max_entries(64, 0);
+
 #[kretprobe]
 pub fn klp_enable_patch_ret(ctx: RetProbeContext) -> u32 {
+    let _ = ENABLING.remove(bpf_get_current_pid_tgid());
     let code: i32 = ctx.ret();
     emit_current(RawKind::PatchEnableResult, |event| {
         event.value = code as i64
@@ -372,7 +398,15 @@ pub fn klp_patch_object_ret(ctx: RetProbeContext) -> u32 {
     };
     let _ = PATCHING_OBJECT.remove(key);
     if ctx.ret::<i32>() == 0 {
-        walk::walk_addresses(object as *const u8, &offsets());
+        // While a patch is being enabled, the first pass follows at once;
+        // a target module that loads later has no pass to wait for.
+        // SAFETY: the value is only tested for presence.
+        let flags = if unsafe { ENABLING.get(key) }.is_some() {
+            NO_WAKEUP
+        } else {
+            FORCE_WAKEUP
+        };
+        walk::walk_addresses(object as *const u8, &offsets(), flags);
     }
     0
 }

@@ -20,7 +20,7 @@ use livepatch_common::{
 };
 
 use crate::{
-    EVENTS, count_lost,
+    EVENTS, NO_WAKEUP, count_lost,
     read::{read_field, read_str_at, read_str_field},
 };
 
@@ -109,7 +109,7 @@ fn walk_functions(
         });
             read_str_field(&mut record.object, object, offsets.klp_object_name);
             read_str_at(&mut record.function, old_name as *const u8, 0);
-            entry.submit(0);
+            entry.submit(NO_WAKEUP);
         } else {
             count_lost();
         }
@@ -119,7 +119,7 @@ fn walk_functions(
 /// Sends the address of each function of `object` and of its replacement.
 /// Runs when `klp_patch_object` returns: the kernel has looked up the
 /// originals by then.
-pub fn walk_addresses(object: *const u8, offsets: &KernelOffsets) {
+pub fn walk_addresses(object: *const u8, offsets: &KernelOffsets, flags: u64) {
     if offsets.klp_func_size == OFFSET_MISSING || offsets.klp_func_old_func == OFFSET_MISSING {
         return;
     }
@@ -143,7 +143,7 @@ pub fn walk_addresses(object: *const u8, offsets: &KernelOffsets) {
             old_func: read_field(function, offsets.klp_func_old_func).unwrap_or(0),
             new_func,
         };
-        if EVENTS.output::<RawAddress>(&record, 0).is_err() {
+        if EVENTS.output::<RawAddress>(&record, flags).is_err() {
             count_lost();
         }
     });
@@ -174,7 +174,7 @@ fn walk_states(patch: *const u8, name: &[u8; OBJECT_LEN], offsets: &KernelOffset
             id,
             patch: *name,
         };
-        if EVENTS.output::<RawState>(&record, 0).is_err() {
+        if EVENTS.output::<RawState>(&record, NO_WAKEUP).is_err() {
             count_lost();
         }
     });

@@ -217,7 +217,12 @@ impl Pump {
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
-                _ = sysfs_tick.tick() => self.refresh_inventory().await?,
+                _ = sysfs_tick.tick() => {
+                    // Most records do not wake this loop (see the eBPF
+                    // programs' wakeup()), so they are also read here.
+                    self.drain_ring().await?;
+                    self.refresh_inventory().await?;
+                }
                 _ = lost_tick.tick() => self.report_lost().await?,
                 _ = calls_tick.tick() => self.report_calls().await?,
                 read = kallsyms_done(&mut self.kallsyms_read) => self.kallsyms_refreshed(read),

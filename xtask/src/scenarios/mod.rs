@@ -366,6 +366,26 @@ fn check_no_unreliable_stack(log: &EventLog, checks: &mut Checks) {
     );
 }
 
+/// Checks that no thread of the tool was caught running by the kernel's
+/// check of the tasks: the tool wakes between passes, not during them.
+fn check_tool_never_blocks(log: &EventLog, checks: &mut Checks) {
+    let own: Vec<&Value> = log
+        .of_kind("task_blocked")
+        .filter(|event| {
+            events::text(event, "comm")
+                .is_some_and(|comm| comm == "livepatch-tui" || comm.starts_with("tokio"))
+        })
+        .collect();
+    checks.check(
+        own.is_empty(),
+        "no thread of the tool blocked a transition",
+        match own.first() {
+            Some(event) => format!("{} event(s), first: {}", own.len(), describe(event)),
+            None => "0 task_blocked events name the tool's threads".to_owned(),
+        },
+    );
+}
+
 /// Checks that the kernel logged no "has an unreliable stack" line in the scenario.
 fn check_dmesg_no_unreliable_stack(output: &ScenarioOutput, checks: &mut Checks) {
     let received = output.files.contains_key("dmesg");

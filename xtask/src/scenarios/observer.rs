@@ -2,7 +2,7 @@
 //! and with the tool, compared by duration and by unreliable-stack lines in the
 //! kernel log.
 
-use super::{Checks, check_no_unreliable_stack, check_transition};
+use super::{Checks, check_no_unreliable_stack, check_tool_never_blocks, check_transition};
 use crate::events::EventLog;
 use crate::outputs::ScenarioOutput;
 
@@ -82,6 +82,7 @@ pub fn check(output: &ScenarioOutput, checks: &mut Checks, with_tool: bool) {
     );
     check_transition(&log, checks, PATCH, "patched");
     check_no_unreliable_stack(&log, checks);
+    check_tool_never_blocks(&log, checks);
 }
 
 /// Prints the durations of every round, without and with the tool, side by side.
