@@ -71,7 +71,7 @@ pub enum RawKind {
     ModuleGoing = 15,
     /// fentry `klp_patch_object(obj)`: `name` is the object (empty: vmlinux).
     ObjectPatch = 16,
-    /// fentry `klp_unpatch_object(obj)`: `name` is the object.
+    /// fentry `__klp_unpatch_object(obj, false)`: `name` is the object.
     ObjectUnpatch = 17,
     /// fentry `klp_unpatch_replaced_patches(new_patch)`: `name` is the new
     /// patch, whose replaced patches are being unpatched.

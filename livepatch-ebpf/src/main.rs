@@ -411,9 +411,16 @@ pub fn klp_patch_object_ret(ctx: RetProbeContext) -> u32 {
     0
 }
 
-#[fentry(function = "klp_unpatch_object")]
+/// `__klp_unpatch_object(obj, nops_only)` is what every path that unpatches
+/// an object calls (a disabled patch, a replaced one, a module going away);
+/// `klp_unpatch_object()` only wraps it for the last. With `nops_only`, a
+/// cumulative patch drops its no-op functions and the object stays patched.
+#[fentry(function = "__klp_unpatch_object")]
 pub fn klp_unpatch_object(ctx: FEntryContext) -> u32 {
-    emit_object(RawKind::ObjectUnpatch, ctx.arg(0));
+    let nops_only: u64 = ctx.arg(1);
+    if nops_only & 0xff == 0 {
+        emit_object(RawKind::ObjectUnpatch, ctx.arg(0));
+    }
     0
 }
 

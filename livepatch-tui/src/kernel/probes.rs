@@ -192,7 +192,7 @@ pub const PROBES: &[ProbeSpec] = &[
     probe(
         "klp_unpatch_object",
         Hook::FEntry,
-        "klp_unpatch_object",
+        "__klp_unpatch_object",
         "objects becoming unpatched",
     ),
     probe(

@@ -48,6 +48,18 @@ pub fn check(output: &ScenarioOutput, checks: &mut Checks, with_tool: bool) {
         format!("{} inventory line(s)", log.of_kind("inventory").count()),
     );
 
+    for (kind, when) in [
+        ("object_patched", "enabled"),
+        ("object_unpatched", "disabled"),
+    ] {
+        let event = log.find(kind, &[("object", "vmlinux")]);
+        checks.check(
+            event.is_some(),
+            &format!("tool saw the patch's vmlinux object {kind} when it was {when}"),
+            event.map_or(format!("no {kind} event"), describe),
+        );
+    }
+
     let patched = check_transition(&log, checks, PATCH, "patched");
     let unpatched = check_transition(&log, checks, PATCH, "unpatched");
     if let (Some(patched), Some(unpatched)) = (patched, unpatched) {
