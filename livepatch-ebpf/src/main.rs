@@ -133,9 +133,9 @@ pub(crate) const NO_WAKEUP: u64 = 1;
 pub(crate) const FORCE_WAKEUP: u64 = 2;
 
 /// Ring buffer flags for a record of `kind`. User space wakes only when the
-/// kernel has finished a pass over the tasks, a load or a transition: a
-/// tool thread woken during a pass is running when the kernel checks it,
-/// and the transition then waits a second for the next pass.
+/// kernel has finished a pass over the tasks, a load or a transition. A
+/// tool thread woken during a pass would be running when the kernel checks
+/// it, and the transition would wait a second for the next pass.
 #[inline(always)]
 fn wakeup(kind: RawKind) -> u64 {
     match kind {
