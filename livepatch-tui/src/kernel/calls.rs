@@ -19,6 +19,13 @@ use crate::event::Event;
 /// Program name of the counter in the eBPF object.
 const PROGRAM: &str = "count_call";
 
+/// Reads of the counters per report, at most, while calls keep arriving.
+const SETTLE_READS: u32 = 5;
+
+/// Time between two reads of the counters: far longer than a call takes
+/// from its original's entry to its replacement's.
+const IN_FLIGHT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A patched function: (object, function, sympos).
 type FunctionKey = (String, String, u32);
 
@@ -197,7 +204,7 @@ impl CallCounter {
     /// Events for the calls since the previous flush; functions without
     /// calls are left out.
     pub fn flush(&mut self, now_ns: u64) -> Vec<Event> {
-        let totals = self.read_totals();
+        let totals = self.read_settled_totals();
         let interval_ms = now_ns.saturating_sub(self.previous_flush_ns) / 1_000_000;
         self.previous_flush_ns = now_ns;
 
@@ -239,6 +246,23 @@ impl CallCounter {
         self.late_versions.clear();
         self.previous = totals;
         events
+    }
+
+    /// Reads the totals until two reads [`IN_FLIGHT`] apart agree, at most
+    /// [`SETTLE_READS`] times. A call counted at its original's entry but
+    /// not yet at its replacement would otherwise be split over two
+    /// reports, one with more replacement calls than entries.
+    fn read_settled_totals(&self) -> HashMap<u64, u64> {
+        let mut totals = self.read_totals();
+        for _ in 1..SETTLE_READS {
+            std::thread::sleep(IN_FLIGHT);
+            let again = self.read_totals();
+            if again == totals {
+                break;
+            }
+            totals = again;
+        }
+        totals
     }
 
     /// Calls counted at `address` so far, on all CPUs.
