@@ -35,10 +35,10 @@ const RULES_TESTS: &str = concat!(
 );
 
 /// The stuck-transition threshold of the rules under test, in seconds. The
-/// shipped rule uses 600 s, but the lab's `blocked` scenario holds its
-/// transition for only about 2 s (two checks of the held task, a second
-/// apart). `stuck_transition_alert_fires` checks that the recorded hold is
-/// longer than this threshold.
+/// shipped rule uses 600 s, but the lab's `blocked` scenario keeps its
+/// transition in progress for only about 2 s (two checks of the held task,
+/// a second apart). `stuck_transition_alert_fires` checks that the recorded
+/// hold is longer than this threshold.
 const TEST_STUCK_THRESHOLD_SECONDS: u32 = 1;
 
 /// Time allowed for Prometheus to start, scrape and evaluate the rules.

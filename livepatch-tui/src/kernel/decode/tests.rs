@@ -369,7 +369,7 @@ fn replace_set_read_on_replace_set_kernel() {
 }
 
 #[test]
-fn function_addresses_go_to_the_counters_not_the_stream() {
+fn addresses_kept_out_of_stream() {
     let raw = livepatch_common::RawAddress {
         ts_ns: 5,
         kind: RawKind::FunctionAddress as u32,
